@@ -1,0 +1,102 @@
+// Package api is the local API between the sprite CLI and the daemon on the
+// same host: the same calls and frames as between hosts (package rpc), over
+// a unix socket, one connection per call. The daemon learns who calls from
+// the socket's SO_PEERCRED, never from the request.
+//
+// This package holds the method names, their argument and result types, and
+// the client the CLI uses.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"sprite/rpc"
+	"sprite/wire"
+)
+
+// Local methods.
+const (
+	MethodHosts  = "local.hosts"
+	MethodStatus = "local.status"
+)
+
+// HostInfo is what a host tells the others about itself.
+type HostInfo struct {
+	Name    string  `cbor:"1,keyasint" json:"name"`
+	Addr    string  `cbor:"2,keyasint" json:"addr"`
+	CPUs    float64 `cbor:"3,keyasint" json:"cpus"`
+	Arch    string  `cbor:"4,keyasint" json:"arch"`
+	Version string  `cbor:"5,keyasint,omitempty" json:"version,omitempty"`
+	// Boot is the daemon's start time (unix ns): a new value means the
+	// daemon restarted.
+	Boot int64 `cbor:"6,keyasint,omitempty" json:"-"`
+}
+
+// Host states.
+const (
+	StateUp   = "up"
+	StateDown = "down"
+)
+
+// HostStatus is one row of `sprite hosts`.
+type HostStatus struct {
+	HostInfo
+	State string `cbor:"10,keyasint" json:"state"`
+	// LastSeen is the unix time in ms of the last answer from the host.
+	LastSeen int64 `cbor:"11,keyasint,omitempty" json:"last_seen_ms,omitempty"`
+	// RTT is the last heartbeat's round trip in microseconds.
+	RTT  int64 `cbor:"12,keyasint,omitempty" json:"rtt_us,omitempty"`
+	Self bool  `cbor:"13,keyasint,omitempty" json:"self,omitempty"`
+}
+
+// Status is the daemon's own state.
+type Status struct {
+	Host    HostInfo `cbor:"1,keyasint" json:"host"`
+	Uptime  int64    `cbor:"2,keyasint" json:"uptime_s"`
+	Pid     int      `cbor:"3,keyasint" json:"pid"`
+	Members int      `cbor:"4,keyasint" json:"members"`
+}
+
+// Client calls the local daemon.
+type Client struct {
+	Socket string
+}
+
+// ErrNoDaemon means nothing answers on the socket.
+var ErrNoDaemon = errors.New("no sprite daemon is running on this host")
+
+// Call runs one local call.
+func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w (socket %s): start it with `sprite daemon` or `systemctl start sprite`", ErrNoDaemon, c.Socket)
+		}
+		return fmt.Errorf("connect to daemon at %s: %w", c.Socket, err)
+	}
+	conn := NewUnixConn(nc.(*net.UnixConn))
+	return rpc.Invoke(ctx, conn, method, args, reply, wire.DefaultMaxFrame)
+}
+
+// UnixConn adapts a unix-socket connection to rpc.Conn.
+type UnixConn struct{ *net.UnixConn }
+
+var _ rpc.Conn = UnixConn{}
+
+// NewUnixConn wraps c.
+func NewUnixConn(c *net.UnixConn) UnixConn { return UnixConn{c} }
+
+// CloseWrite half-closes the connection.
+func (u UnixConn) CloseWrite() error { return u.UnixConn.CloseWrite() }
+
+// Abort closes the connection.
+func (u UnixConn) Abort() { u.UnixConn.Close() }
+
+// Done closes the connection.
+func (u UnixConn) Done() { u.UnixConn.Close() }

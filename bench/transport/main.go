@@ -1,0 +1,145 @@
+// Command transport measures a call between two lab hosts over sprite's
+// QUIC transport, beside a plain TCP+TLS echo (same certificates, same
+// frames, one persistent connection) measured in the same run.
+//
+//	sudo go run ./bench/transport [-calls 3000] [-mib 256]
+//
+// It brings up a 2-host lab with bin/sprite (build it first: scripts/setup),
+// runs its own binary as the server on h2 and the client on h1, prints a
+// table and writes docs/bench/transport.md.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+const (
+	labBin   = "/var/lib/sprite-lab/bin"
+	selfName = "sprite-bench-transport"
+	quicPort = 7180
+	tlsPort  = 7181
+	h2Addr   = "10.213.0.12"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		fatal(serve())
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "client" {
+		fatal(client(os.Args[2:]))
+		return
+	}
+	calls := flag.Int("calls", 3000, "sequential round trips per transport")
+	mib := flag.Int("mib", 256, "MiB streamed per transport")
+	out := flag.String("out", "docs/bench/transport.md", "where to write the results")
+	sprite := flag.String("sprite", "bin/sprite", "the sprite binary")
+	flag.Parse()
+	fatal(orchestrate(*sprite, *calls, *mib, *out))
+}
+
+func fatal(err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench transport: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd.Run()
+}
+
+func orchestrate(sprite string, calls, mib int, out string) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the lab needs root: run with sudo")
+	}
+	run(sprite, "lab", "down")
+	if err := run(sprite, "lab", "up", "--hosts", "2"); err != nil {
+		return fmt.Errorf("lab up: %w", err)
+	}
+	defer run(sprite, "lab", "down")
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := copyFile(self, filepath.Join(labBin, selfName)); err != nil {
+		return err
+	}
+	srv := exec.Command(sprite, "lab", "exec", "h2", "--", selfName, "serve")
+	srv.Stderr = os.Stderr
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer srv.Process.Kill()
+	ready := make([]byte, 6)
+	if _, err := stdout.Read(ready); err != nil || string(ready) != "ready\n" {
+		return fmt.Errorf("server on h2 did not start: %q %v", ready, err)
+	}
+	cl := exec.Command(sprite, "lab", "exec", "h1", "--", selfName, "client",
+		"-addr", h2Addr, "-calls", fmt.Sprint(calls), "-mib", fmt.Sprint(mib))
+	cl.Stderr = os.Stderr
+	b, err := cl.Output()
+	if err != nil {
+		return fmt.Errorf("client on h1: %w", err)
+	}
+	var res []result
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("client output %q: %w", b, err)
+	}
+	table := render(res, calls, mib)
+	fmt.Print(table)
+	return os.WriteFile(out, []byte(table), 0o644)
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
+}
+
+// result is one transport's figures.
+type result struct {
+	Name      string  `json:"name"`
+	P50us     float64 `json:"p50_us"`
+	P99us     float64 `json:"p99_us"`
+	MeanUs    float64 `json:"mean_us"`
+	MBps      float64 `json:"mb_per_s"`
+	CallsPerS float64 `json:"calls_per_s"`
+}
+
+func render(res []result, calls, mib int) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "# Transport benchmark: a call between two lab hosts\n\n")
+	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s), `sudo go run ./bench/transport -calls %d -mib %d`.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, calls, mib)
+	fmt.Fprintf(&b, "h1 calls h2 across the lab bridge (veth + bridge, two network namespaces). Latency: %d sequential\n", calls)
+	fmt.Fprintf(&b, "64-byte echo calls (QUIC: one new stream per call, as sprite makes every call; TCP+TLS: one\n")
+	fmt.Fprintf(&b, "persistent connection, the same frames). Throughput: %d MiB in 256 KiB data frames over one\n", mib)
+	fmt.Fprintf(&b, "streaming call / one connection. Parallel: 16 callers at once, calls per second.\n\n")
+	fmt.Fprintf(&b, "| transport | p50 µs | p99 µs | mean µs | MB/s | parallel calls/s |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range res {
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", r.Name, r.P50us, r.P99us, r.MeanUs, r.MBps, r.CallsPerS)
+	}
+	if len(res) == 2 && res[1].P50us > 0 && res[1].MBps > 0 {
+		fmt.Fprintf(&b, "\nRatios (sprite QUIC / TCP+TLS, same run): latency p50 %.2fx, throughput %.2fx.\n",
+			res[0].P50us/res[1].P50us, res[0].MBps/res[1].MBps)
+	}
+	return b.String()
+}

@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"sprite/daemon"
+)
+
+func init() {
+	register("daemon", "run this host's sprite daemon (foreground)", daemonMain)
+}
+
+func stateFlag(fs *flag.FlagSet) *string {
+	return fs.String("state", daemon.DefaultStateDir, "state `dir`ectory: config, keys, certificates")
+}
+
+func daemonMain(args []string) error {
+	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+	state := stateFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return exitError{2}
+	}
+	cfg, err := daemon.LoadConfig(*state)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("config log_level %q: use debug, info, warn or error", cfg.LogLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("host", cfg.Name)
+	slog.SetDefault(log)
+	d, err := daemon.New(cfg, *state, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return d.Run(ctx)
+}

@@ -1,0 +1,114 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultKeys is what Type types when told nothing.
+const DefaultKeys = "x\n"
+
+const typeTimeout = 5 * time.Second
+
+// Type makes owner keyboard activity on host: inside the host it opens a
+// terminal from the host's /dev/ptmx, writes keys to the master side and
+// returns once a reader has read them all from the slave (/dev/pts/N).
+// Those reads are what an idle detector watching /dev/pts sees.
+func (l *Lab) Type(ctx context.Context, host, keys string) error {
+	if keys == "" {
+		keys = DefaultKeys
+	}
+	cmd := l.CommandContext(ctx, host, "", SpriteBin, "lab", "_type", "--keys", keys)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("lab type %s: %w: %s", host, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// TypeHere is `sprite lab _type`: it types keys on a new terminal of the
+// current mount namespace (run inside a host by Type).
+func TypeHere(keys string) error {
+	master, slave, err := openPty()
+	if err != nil {
+		return fmt.Errorf("lab _type: %w", err)
+	}
+	defer master.Close()
+	defer slave.Close()
+	read := make(chan error, 1)
+	go func() { read <- readN(slave, len(keys)) }()
+	if _, err := master.WriteString(keys); err != nil {
+		return fmt.Errorf("lab _type: write keys: %w", err)
+	}
+	select {
+	case err := <-read:
+		return err
+	case <-time.After(typeTimeout):
+		return fmt.Errorf("lab _type: the keys were not read back from %s within %v", slave.Name(), typeTimeout)
+	}
+}
+
+// openPty opens a new pty pair from /dev/ptmx with the slave in raw mode, so
+// every key reaches the reader as typed.
+func openPty() (master, slave *os.File, err error) {
+	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	fail := func(e error) (*os.File, *os.File, error) { master.Close(); return nil, nil, e }
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		return fail(fmt.Errorf("unlock pty: %w", err))
+	}
+	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
+	if err != nil {
+		return fail(fmt.Errorf("pty number: %w", err))
+	}
+	name := "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
+	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return fail(fmt.Errorf("open %s: %w", name, err))
+	}
+	if err := makeRaw(int(slave.Fd())); err != nil {
+		slave.Close()
+		return fail(fmt.Errorf("raw mode on %s: %w", name, err))
+	}
+	return master, slave, nil
+}
+
+func makeRaw(fd int) error {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return err
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+// readN reads n bytes from f.
+func readN(f *os.File, n int) error {
+	buf := make([]byte, n)
+	for got := 0; got < n; {
+		m, err := f.Read(buf[got:])
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return fmt.Errorf("lab _type: %s closed after %d of %d keys", f.Name(), got, n)
+			}
+			return fmt.Errorf("lab _type: read %s: %w", f.Name(), err)
+		}
+		got += m
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"sprite/wire"
+)
+
+// Invoke runs a unary call over conn: it sends method and args, waits for
+// the reply and decodes its body into reply (which may be nil). Cancelling
+// ctx aborts the stream.
+func Invoke(ctx context.Context, conn Conn, method string, args, reply any, limit int) error {
+	s, err := Start(ctx, conn, method, args, limit)
+	if err != nil {
+		return err
+	}
+	// The server may have answered (and stopped reading) already, so a
+	// failed half close is not an error: the reply says how the call went.
+	_ = conn.CloseWrite()
+	return s.Finish(reply)
+}
+
+// ClientStream is the caller's side of a streaming call.
+type ClientStream struct {
+	method string
+	conn   Conn
+	limit  int
+	stop   func() bool
+	ctx    context.Context
+	// pending is a reply read by Recv, handed to Finish.
+	pending *wire.Frame
+}
+
+// Start opens a call over conn and sends its header.
+func Start(ctx context.Context, conn Conn, method string, args any, limit int) (*ClientStream, error) {
+	h := wire.CallHeader{Method: method}
+	if args != nil {
+		b, err := wire.Marshal(args)
+		if err != nil {
+			conn.Abort()
+			return nil, err
+		}
+		h.Args = b
+	}
+	b, err := wire.Marshal(h)
+	if err != nil {
+		conn.Abort()
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, conn.Abort)
+	if err := wire.WriteFrame(conn, wire.FrameCall, b, limit); err != nil {
+		stop()
+		conn.Abort()
+		return nil, ctxErr(ctx, fmt.Errorf("%s: send call: %w", method, err))
+	}
+	return &ClientStream{method: method, conn: conn, limit: limit, stop: stop, ctx: ctx}, nil
+}
+
+// Send sends one CBOR message to the handler.
+func (s *ClientStream) Send(v any) error { return ctxErr(s.ctx, sendMsg(s.conn, v, s.limit)) }
+
+// SendData sends raw bytes to the handler.
+func (s *ClientStream) SendData(b []byte) error {
+	return ctxErr(s.ctx, wire.WriteFrame(s.conn, wire.FrameData, b, s.limit))
+}
+
+// CloseSend tells the handler nothing more will come (FrameEnd, then a half
+// close of the stream).
+func (s *ClientStream) CloseSend() error {
+	if err := wire.WriteFrame(s.conn, wire.FrameEnd, nil, s.limit); err != nil {
+		return ctxErr(s.ctx, err)
+	}
+	return s.conn.CloseWrite()
+}
+
+// Recv returns the handler's next FrameMsg or FrameData. When the handler
+// has finished it returns io.EOF and the reply is read with Finish.
+func (s *ClientStream) Recv() (wire.Frame, error) {
+	f, err := wire.ReadFrame(s.conn, s.limit)
+	if err != nil {
+		return f, ctxErr(s.ctx, err)
+	}
+	switch f.Type {
+	case wire.FrameMsg, wire.FrameData:
+		return f, nil
+	case wire.FrameReply:
+		s.pending = &f
+		return f, io.EOF
+	default:
+		return f, fmt.Errorf("%s: %w: type %d", s.method, errUnexpectedFrame, f.Type)
+	}
+}
+
+// Finish reads (skipping any unread messages) the reply and decodes its body
+// into reply. It releases the stream.
+func (s *ClientStream) Finish(reply any) error {
+	defer s.conn.Done()
+	defer s.stop()
+	var f wire.Frame
+	if s.pending != nil {
+		f = *s.pending
+	} else {
+		for {
+			var err error
+			f, err = wire.ReadFrame(s.conn, s.limit)
+			if err != nil {
+				s.conn.Abort()
+				if errors.Is(err, io.EOF) {
+					err = io.ErrUnexpectedEOF
+				}
+				return ctxErr(s.ctx, fmt.Errorf("%s: read reply: %w", s.method, err))
+			}
+			if f.Type == wire.FrameReply {
+				break
+			}
+		}
+	}
+	var rep wire.Reply
+	if err := wire.Unmarshal(f.Payload, &rep); err != nil {
+		s.conn.Abort()
+		return fmt.Errorf("%s: %w", s.method, err)
+	}
+	if rep.Code != wire.CodeOK {
+		return &Error{Code: rep.Code, Message: rep.Message}
+	}
+	if reply != nil && len(rep.Body) > 0 {
+		if err := wire.Unmarshal(rep.Body, reply); err != nil {
+			return fmt.Errorf("%s: reply: %w", s.method, err)
+		}
+	}
+	return nil
+}
+
+// ctxErr prefers the context's error when the context ended the stream.
+func ctxErr(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
