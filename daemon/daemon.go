@@ -6,9 +6,10 @@
 // CLI (package api). Later parts (the file system, the idle database, remote
 // execution) register their methods on the same two muxes.
 //
-// Start-up order: identity, QUIC listener, membership, local socket (its
-// appearance means the daemon is ready). Shutdown (SIGTERM or ctx) runs it
-// backwards: the socket goes first so the CLI sees a clean "no daemon", then
+// Start-up order: identity, QUIC listener, membership, services (Service:
+// the parts added by later packages), local socket (its appearance means the
+// daemon is ready). Shutdown (SIGTERM or ctx) runs it backwards: the socket
+// goes first so the CLI sees a clean "no daemon", then the services, then
 // membership, then the QUIC node, which waits for every serving goroutine.
 //
 // Goroutines and their owners: Daemon.Run owns the membership loop and the
@@ -52,7 +53,35 @@ type Daemon struct {
 	Members *Members
 	// Mux serves other hosts; Local serves the CLI.
 	Mux, Local *rpc.Mux
+
+	services []Service // started in order, stopped in reverse
 }
+
+// Service is a part of the daemon with goroutines of its own (the file
+// system, the idle database, the executor). Start registers its methods on
+// the daemon's muxes and starts its goroutines, which end when ctx does;
+// Stop waits for them. Services start after the QUIC node and membership and
+// before the local socket appears, and stop in reverse order.
+type Service interface {
+	Name() string
+	Start(ctx context.Context, d *Daemon) error
+	Stop()
+}
+
+// Add registers a service; call it before Run.
+func (d *Daemon) Add(s Service) { d.services = append(d.services, s) }
+
+// Config is the daemon's configuration.
+func (d *Daemon) Config() *Config { return d.cfg }
+
+// Self is this host's description.
+func (d *Daemon) Self() api.HostInfo { return d.self }
+
+// StateDir is the daemon's state directory.
+func (d *Daemon) StateDir() string { return d.stateDir }
+
+// Log is the daemon's logger.
+func (d *Daemon) Log() *slog.Logger { return d.log }
 
 // New loads the identity and prepares a daemon without starting it.
 func New(cfg *Config, stateDir string, log *slog.Logger) (*Daemon, error) {
@@ -108,6 +137,20 @@ func (d *Daemon) status(context.Context, rpc.Peer, struct{}) (api.Status, error)
 // Run serves until ctx is cancelled, then shuts down in order.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.Node.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.Members.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+	for i, s := range d.services {
+		if err := s.Start(ctx, d); err != nil {
+			cancel()
+			d.stopServices(i)
+			return fmt.Errorf("start %s: %w", s.Name(), err)
+		}
+	}
+	defer d.stopServices(len(d.services))
 	local, err := listenLocal(d.cfg.Socket, d.cfg.Name, d.Local, d.log)
 	if err != nil {
 		return err
@@ -116,10 +159,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 	defer os.Remove(pidFile)
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	wg.Go(func() { d.Members.Run(ctx) })
 	wg.Go(func() { local.serve(ctx) })
 	d.log.Info("sprite daemon ready", "addr", d.self.Addr, "listen", d.Node.Addr().String(),
 		"cpus", d.self.CPUs, "arch", d.self.Arch, "socket", d.cfg.Socket, "version", Version)
@@ -129,6 +168,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	local.close()
 	os.Remove(d.cfg.Socket)
 	cancel()
-	wg.Wait()
 	return nil
+}
+
+// stopServices stops the first n services, last first.
+func (d *Daemon) stopServices(n int) {
+	for i := n - 1; i >= 0; i-- {
+		d.services[i].Stop()
+	}
 }
