@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -21,13 +22,13 @@ func init() {
 		"up":        {"--hosts N [--cpus X] [--idle-after D] [--no-daemons]", labUp},
 		"down":      {"[--keep]", labDown},
 		"exec":      {"H [--user U] -- CMD [ARGS...]", labExec},
-		"type":      {"H [--keys TEXT]", labType},
+		"type":      {"H [--keys TEXT] [--new-pty]", labType},
 		"status":    {"[--json]", labStatus},
 		"start":     {"H", labStart},
 		"stop":      {"H [--kill]", labStop},
 		"_hostinit": {"", labHostInit},
 		"_type":     {"", labTypeHere},
-		"_enter":    {"", labEnter},
+		"_run":      {"", labRun},
 	}
 }
 
@@ -130,6 +131,7 @@ func labUp(args []string) error {
 		return err
 	}
 	if o.Hosts == 0 || fs.NArg() > 0 {
+		fmt.Fprintln(os.Stderr, "sprite lab up: say how many hosts with --hosts N")
 		fs.Usage()
 		return exitError{2}
 	}
@@ -169,9 +171,7 @@ func labExec(args []string) error {
 	}
 	cmd := l.Command(host, *user, argv...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	// The terminal's signals reach the command itself; do not die of them here.
-	signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGQUIT, syscall.SIGTERM)
-	err = cmd.Run()
+	err = runForwarding(cmd)
 	if code, ok := lab.ExitStatus(err); ok {
 		if code == 0 {
 			return nil
@@ -181,9 +181,30 @@ func labExec(args []string) error {
 	return fmt.Errorf("lab exec %s: %w", host, err)
 }
 
+// runForwarding runs cmd in the foreground: the terminal's SIGINT and
+// SIGQUIT reach the command in the host directly (same process group), so
+// they are ignored here; SIGTERM and SIGHUP are passed on.
+func runForwarding(cmd *exec.Cmd) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGTERM || s == syscall.SIGHUP {
+				_ = cmd.Process.Signal(s)
+			}
+		}
+	}()
+	return cmd.Wait()
+}
+
 func labType(args []string) error {
 	fs := labFlags("type")
 	keys := fs.String("keys", lab.DefaultKeys, "the keys to type")
+	newPty := fs.Bool("new-pty", false, "type on a new terminal instead of the host's console")
 	host, rest, err := parseHost(fs, args)
 	if err != nil {
 		return err
@@ -195,6 +216,9 @@ func labType(args []string) error {
 	l, err := lab.Load()
 	if err != nil {
 		return fmt.Errorf("lab type: %w", err)
+	}
+	if *newPty {
+		return l.TypeNewPty(context.Background(), host, *keys)
 	}
 	return l.Type(context.Background(), host, *keys)
 }
@@ -297,11 +321,12 @@ func labTypeHere(args []string) error {
 	return lab.TypeHere(*keys)
 }
 
-func labEnter(args []string) error {
-	fs := flag.NewFlagSet("sprite lab _enter", flag.ContinueOnError)
+func labRun(args []string) error {
+	fs := flag.NewFlagSet("sprite lab _run", flag.ContinueOnError)
 	cgroup := fs.String("cgroup", "", "cgroup directory to join")
+	user := fs.String("user", "root", "user to run as")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	return lab.Enter(*cgroup, fs.Args())
+	return lab.Run(*cgroup, *user, fs.Args())
 }

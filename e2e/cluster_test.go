@@ -115,7 +115,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "no sprite daemon is running") {
 		t.Errorf("sprite hosts without a daemon: exit %d %q", r.Code, r.Stderr)
 	}
-	if _, err := lab.WaitState("h1", "h4", "down", 10*time.Second); err != nil {
+	if _, err := lab.WaitState("h1", "h4", "down", 3*time.Second); err != nil { // it said goodbye
 		t.Error(err)
 	}
 	if r := lab.Run(t.Context(), "lab", "start", "h4"); r.Code != 0 {

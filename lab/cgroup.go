@@ -45,20 +45,20 @@ func quotaUs(cpus float64) (int64, error) {
 	return q, nil
 }
 
-// setupCgroupParent creates the lab's parent cgroup; on v2 it enables the
-// cpu controller for the children on the way down.
-func setupCgroupParent() (string, error) {
+// setupCgroupParent creates the lab's parent cgroup; on v2, for a quota, it
+// enables the cpu controller for the children on the way down.
+func setupCgroupParent(cpus float64) (string, error) {
 	p := labCgroup()
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return "", fmt.Errorf("create cgroup %s: %w", p, err)
 	}
-	if !cgroupV2() {
+	if !cgroupV2() || cpus <= 0 {
 		return p, nil
 	}
 	for _, dir := range []string{cgroupRoot, p} {
 		f := filepath.Join(dir, "cgroup.subtree_control")
 		if err := os.WriteFile(f, []byte("+cpu"), 0); err != nil {
-			return "", fmt.Errorf("enable the cpu controller in %s: %w", f, err)
+			return "", fmt.Errorf("enable the cpu controller in %s: %w (is cpu in %s/cgroup.controllers?)", f, err, dir)
 		}
 	}
 	return p, nil

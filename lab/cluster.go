@@ -57,7 +57,8 @@ func (l *Lab) ClusterHosts(ctx context.Context, host string) ([]HostInfo, error)
 }
 
 // startCluster makes h1 the first member, starts its daemon, and has every
-// other host join it and start its daemon; it returns when h1 sees all up.
+// other host join it and start its daemon; it returns when h1 sees all up
+// and every daemon's socket answers.
 func (l *Lab) startCluster(ctx context.Context) error {
 	first := &l.Hosts[0]
 	idle := time.Duration(l.IdleAfter).String()
@@ -75,7 +76,15 @@ func (l *Lab) startCluster(ctx context.Context) error {
 	if err := l.joinAll(ctx, strings.TrimSpace(string(out)), idle); err != nil {
 		return err
 	}
-	return l.waitAllUp(ctx)
+	if err := l.waitAllUp(ctx); err != nil {
+		return err
+	}
+	for i := range l.Hosts { // and every daemon answers at home
+		if err := waitSocket(ctx, &l.Hosts[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startAndAnswer starts h's daemon and waits until `sprite hosts --json`

@@ -21,6 +21,7 @@
 //	/var/lib/sprite-lab/hosts/hI/tmp    -> /tmp in hI (mode 1777)
 //	/var/lib/sprite-lab/hosts/hI/init.log     the host init's own log
 //	/var/lib/sprite-lab/hosts/hI/daemon.json  the daemon as the init sees it
+//	/var/lib/sprite-lab/hosts/hI/console.sock where Type sends keys
 //	bridge sprite0 10.213.0.1/24; veth sprite-hI <-> eth0 (10.213.0.(10+I)/24) in hI
 //	netns registered as sprite-hI (`ip netns`), so `ip -n sprite-hI ...` works
 //	cgroup v1 /sys/fs/cgroup/cpu/sprite-lab/hI, v2 /sys/fs/cgroup/sprite-lab/hI
@@ -35,13 +36,16 @@
 // with CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWNET and two pipes (fd 3:
 // "go" from the parent, fd 4: "ready" to the parent). The child is PID 1 of
 // the host. It makes its mounts private (so nothing leaks back to the
-// machine), drops copies of other hosts' /run/netns bind mounts, mounts /proc,
+// machine), drops copies of other hosts' /run/netns bind mounts and whatever
+// the machine has on /sprite (the host's daemon mounts its own), mounts /proc,
 // the bind mounts, tmpfs on /run/sprite and /dev/shm, a new devpts instance on
 // /dev/pts with /dev/pts/ptmx bound over /dev/ptmx, a fresh sysfs on /sys
 // (with the machine's /sys/fs/cgroup bound back in; best effort) and sets its
 // hostname. Meanwhile the parent puts it into its cgroup and wires its
 // network, then writes "go". Only after "go" does the init start anything,
-// so every process of the host is in the host's cgroup.
+// so every process of the host is in the host's cgroup. If Up dies before
+// that, the init reads EOF instead and exits. After "go" the init opens the
+// console (below) and answers "ok".
 //
 //	machine
 //	└── sprite lab _hostinit --name hI   (PID 1 in hI; reaps orphans)
@@ -54,11 +58,37 @@
 //
 // # Commands in a host
 //
-// Command builds `sprite lab _enter --cgroup C -- nsenter -t INIT -n -m -u -p
-// --wd=HOME [setpriv --reuid U --regid G --init-groups] -- CMD...`. _enter puts
-// itself into the host's cgroup and execs nsenter, so commands run from the
-// machine are CPU-limited like the host's own processes. The working
-// directory is the user's home if it exists in the host, else /.
+// Command builds
+//
+//	nsenter -t INIT -n -m -u -- sprite lab _run --cgroup C --user U -- CMD...
+//
+// nsenter enters the host's network, mount and UTS namespaces and execs _run
+// (without -p it does not fork). _run joins the host's cgroup, so commands
+// run from the machine are CPU-limited like the host's own processes, and
+// enters the host's PID namespace for its children (setns on a locked
+// thread; a Go program cannot enter a mount namespace, but it can this). It
+// starts CMD as U (uid, gid and groups from /etc, which hosts share with the
+// machine) in U's home if the host has it, else /, waits, and ends the way
+// CMD ended: its exit code or death by the same signal (so `sprite lab exec`
+// exits 128+signal). _run is the only process between the caller and CMD;
+// it stays in the caller's process group, ignores SIGINT and SIGQUIT (a
+// terminal sends them to CMD too) and passes SIGTERM and SIGHUP on.
+// CommandContext puts the chain in a process group of its own and kills the
+// group when the context ends.
+//
+// # Owner activity: the console
+//
+// Every host init holds a terminal open for the host's life: its console,
+// /dev/pts/0 in the host's own devpts, with a reader on the slave side like
+// a login shell. Type (`sprite lab type`) sends keys to the init over the
+// unix socket hosts/hI/console.sock; the init writes them to the master side
+// and answers once the reader has read them all. A reader's read is what an
+// idle detector sees: IN_ACCESS on /dev/pts/0. Note that the kernel reports
+// IN_ACCESS and IN_MODIFY of a tty only to a watch on the tty itself, not to
+// a watch on /dev/pts (the directory): a detector must watch each
+// /dev/pts/N, and /dev/pts for IN_CREATE to add new ones. A terminal made
+// and used at once (TypeNewPty, `sprite lab type --new-pty`) comes and goes
+// before a detector can watch it; the console is there from the start.
 //
 // # Daemon supervision
 //
@@ -89,5 +119,11 @@
 // the machine under /var/lib/sprite-lab or /run/netns/sprite-h*; and removes
 // state.json, bin/ and (unless keep) hosts/. Every step tolerates what is
 // already gone, so Down is idempotent and works without a state file. A
-// failed Up calls Down with keep, so the logs it points at survive.
+// failed Up calls Down with keep, so the logs it points at survive. Down
+// never kills its own ancestors (a test that entered a lab netns).
+//
+// There is one lab per machine. Up and Down serialise on
+// /run/sprite-lab.lock; whoever runs a series of lab commands (a test run)
+// should hold /tmp/sprite-lab.lock around it (`flock /tmp/sprite-lab.lock
+// go test ./...`), which the lab's own tests also take.
 package lab

@@ -75,10 +75,12 @@ func killHosts() error {
 	for _, p := range cgroupPids() {
 		pids[p] = true
 	}
-	delete(pids, os.Getpid())
+	spare := ancestors()
 	list := make([]int, 0, len(pids))
 	for p := range pids {
-		list = append(list, p)
+		if !spare[p] {
+			list = append(list, p)
+		}
 	}
 	sort.Ints(list)
 	if err := killAndWait(list, killTimeout); err != nil {

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"os/user"
-	"path/filepath"
 	"strconv"
 	"syscall"
 )
@@ -18,14 +16,15 @@ import (
 // in the host's PATH. Append to cmd.Env to pass more variables. An unknown
 // host or user makes cmd.Start fail with a clear error.
 //
-// Killing the returned process (nsenter) does not kill the command inside the
-// host; use CommandContext for that.
+// The returned process passes SIGTERM and SIGHUP on to the command inside
+// the host; SIGKILL would kill only the process, not the command: use
+// CommandContext for that.
 func (l *Lab) Command(host, user string, argv ...string) *exec.Cmd {
 	args, env, err := l.enterArgs(host, user, argv)
 	if err != nil {
-		return &exec.Cmd{Path: SpriteBin, Args: append([]string{SpriteBin}, argv...), Err: err}
+		return &exec.Cmd{Path: "nsenter", Args: append([]string{"nsenter"}, argv...), Err: err}
 	}
-	cmd := exec.Command(SpriteBin, args...)
+	cmd := exec.Command(nsenterPath, args...)
 	cmd.Env = env
 	return cmd
 }
@@ -44,7 +43,11 @@ func (l *Lab) CommandContext(ctx context.Context, host, user string, argv ...str
 	return c
 }
 
-// enterArgs builds `lab _enter --cgroup C -- nsenter ... [setpriv ...] -- argv`.
+// nsenterPath is where nsenter(1) is, "" if nowhere.
+var nsenterPath, _ = exec.LookPath("nsenter")
+
+// enterArgs builds the arguments of `nsenter -t INIT -n -m -u -- sprite lab
+// _run --cgroup C --user U -- argv`.
 func (l *Lab) enterArgs(host, user string, argv []string) ([]string, []string, error) {
 	if len(argv) == 0 {
 		return nil, nil, errors.New("lab exec: no command given")
@@ -60,15 +63,11 @@ func (l *Lab) enterArgs(host, user string, argv []string) ([]string, []string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	nsenter, err := exec.LookPath("nsenter")
-	if err != nil {
-		return nil, nil, fmt.Errorf("lab exec: %w; install util-linux", err)
+	if nsenterPath == "" {
+		return nil, nil, errors.New("lab exec: no nsenter in PATH; install util-linux")
 	}
-	args := []string{"lab", "_enter", "--cgroup", h.Cgroup, "--", nsenter,
-		"-t", strconv.Itoa(h.InitPID), "-n", "-m", "-u", "-p", "--wd=" + workDir(h, id.home), "--"}
-	if id.uid != 0 {
-		args = append(args, "setpriv", "--reuid="+strconv.Itoa(id.uid), "--regid="+strconv.Itoa(id.gid), "--init-groups", "--")
-	}
+	args := []string{"-t", strconv.Itoa(h.InitPID), "-n", "-m", "-u", "--",
+		SpriteBin, "lab", "_run", "--cgroup", h.Cgroup, "--user", id.name, "--"}
 	return append(args, argv...), hostEnv(id.name, id.home), nil
 }
 
@@ -95,36 +94,6 @@ func lookupUser(name string) (userID, error) {
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
 	return userID{name: u.Username, home: u.HomeDir, uid: uid, gid: gid}, nil
-}
-
-// workDir is the user's home if it exists inside host h, else /, as a path
-// that nsenter can open before it enters the host's mount namespace (it
-// opens --wd there): /proc/INIT/root/HOME. After entering, the working
-// directory is HOME inside the host.
-func workDir(h *Host, home string) string {
-	root := filepath.Join("/proc", strconv.Itoa(h.InitPID), "root")
-	if home == "" {
-		return root + "/"
-	}
-	fi, err := os.Stat(filepath.Join(root, home))
-	if err != nil || !fi.IsDir() {
-		return root + "/"
-	}
-	return filepath.Join(root, home)
-}
-
-// Enter is `sprite lab _enter --cgroup DIR -- PROGRAM ARGS`: it moves itself
-// into cgroup DIR and executes PROGRAM (nsenter), so that everything run in a
-// host from the machine is charged to the host.
-func Enter(cgroup string, argv []string) error {
-	if len(argv) == 0 {
-		return errors.New("lab _enter: no program")
-	}
-	if err := joinCgroup(cgroup, os.Getpid()); err != nil {
-		return fmt.Errorf("lab _enter: %w", err)
-	}
-	err := syscall.Exec(argv[0], argv, os.Environ())
-	return fmt.Errorf("lab _enter: exec %s: %w", argv[0], err)
 }
 
 // ExitStatus is the shell's view of how a command ended: its exit code, or

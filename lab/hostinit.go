@@ -34,6 +34,10 @@ func HostInit(name, dir string) error {
 		return errors.New("lab _hostinit: lab up went away before the host was wired; exiting")
 	}
 	gopipe.Close()
+	if err := startConsole(dir); err != nil {
+		fmt.Fprintf(ready, "error: %v\n", err)
+		return err
+	}
 	s := newSupervisor(name, dir)
 	if _, err := fmt.Fprintln(ready, "ok"); err != nil {
 		return fmt.Errorf("lab _hostinit: tell lab up: %w", err)
@@ -54,6 +58,7 @@ func setupHost(name, dir string) error {
 		return err
 	}
 	dropOtherNetns()
+	dropMachineSprite()
 	for _, m := range hostMounts(dir) {
 		if err := m.mount(); err != nil {
 			return err
@@ -81,6 +86,18 @@ func dropOtherNetns() {
 	for _, m := range mountPoints("/proc/self/mountinfo") {
 		if strings.HasPrefix(m, "/run/netns/") {
 			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+	}
+}
+
+// dropMachineSprite detaches whatever the machine has mounted on /sprite
+// (its own sprite mount, perhaps a dead one) from the host's view: the
+// host's daemon mounts its own.
+func dropMachineSprite() {
+	ms := mountPoints("/proc/self/mountinfo")
+	for i := len(ms) - 1; i >= 0; i-- {
+		if ms[i] == "/sprite" || strings.HasPrefix(ms[i], "/sprite/") {
+			_ = unix.Unmount(ms[i], unix.MNT_DETACH)
 		}
 	}
 }

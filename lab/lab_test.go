@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 		fmt.Println(err)
 		os.Exit(1)
 	}
+	unlock := lockLabs()
+	defer unlock()
 	sprite = filepath.Join(dir, "sprite")
 	if out, err := exec.Command("go", "build", "-o", sprite, "sprite/cmd/sprite").CombinedOutput(); err != nil {
 		fmt.Printf("build sprite: %v\n%s", err, out)
@@ -47,7 +49,68 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	exec.Command(sprite, "lab", "down").Run()
 	os.RemoveAll(dir)
+	unlock()
 	os.Exit(code)
+}
+
+// sharedLock is the lock every user of this machine's lab (these tests, the
+// e2e tests, people) takes around a run: there is one lab per machine.
+const sharedLock = "/tmp/sprite-lab.lock"
+
+// lockLabs takes sharedLock, unless an ancestor (`flock sharedLock go
+// test`) holds it for us already.
+func lockLabs() (unlock func()) {
+	f, err := os.OpenFile(sharedLock, os.O_RDWR|os.O_CREATE, 0o666)
+	if err != nil {
+		fmt.Println("lab tests: no shared lock:", err)
+		return func() {}
+	}
+	if heldByAncestor(f) {
+		f.Close()
+		return func() {}
+	}
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		fmt.Println("lab tests: waiting for", sharedLock)
+		unix.Flock(int(f.Fd()), unix.LOCK_EX)
+	}
+	return func() { f.Close() }
+}
+
+// heldByAncestor reports whether /proc/locks shows a lock on f held by this
+// process's parent or one of its ancestors.
+func heldByAncestor(f *os.File) bool {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return false
+	}
+	locks, _ := os.ReadFile("/proc/locks")
+	ino := ":" + strconv.FormatUint(st.Ino, 10)
+	for _, line := range strings.Split(string(locks), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 6 || fs[1] != "FLOCK" || !strings.HasSuffix(fs[5], ino) {
+			continue
+		}
+		pid, _ := strconv.Atoi(fs[4])
+		for p := os.Getppid(); p > 1; p = parent(p) {
+			if p == pid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func parent(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
 }
 
 // result is how a run of sprite ended.
@@ -118,12 +181,8 @@ func upLab(t *testing.T, args ...string) *lab.Lab {
 // is left on the machine.
 func assertNoLab(t *testing.T) {
 	t.Helper()
-	if ents, _ := os.ReadDir("/run/netns"); len(ents) > 0 {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), "sprite-h") {
-				t.Errorf("netns %s is left", e.Name())
-			}
-		}
+	for _, n := range labNetns() {
+		t.Errorf("netns %s is left", n)
 	}
 	ents, _ := os.ReadDir("/sys/class/net")
 	for _, e := range ents {
@@ -156,6 +215,18 @@ func assertClean(t *testing.T) {
 	}
 }
 
+// labNetns lists the registered netns named sprite-h*.
+func labNetns() []string {
+	var ns []string
+	ents, _ := os.ReadDir("/run/netns")
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "sprite-h") {
+			ns = append(ns, e.Name())
+		}
+	}
+	return ns
+}
+
 // hostInitPids lists live processes whose command line has _hostinit.
 func hostInitPids() []int {
 	var pids []int
@@ -186,6 +257,7 @@ func TestLab(t *testing.T) {
 	t.Run("Network", func(t *testing.T) { testNetwork(t, l) })
 	t.Run("User", func(t *testing.T) { testUser(t, l) })
 	t.Run("ExitStatus", func(t *testing.T) { testExitStatus(t) })
+	t.Run("Signals", func(t *testing.T) { testSignals(t) })
 	t.Run("UnknownHost", func(t *testing.T) { testUnknownHost(t) })
 	t.Run("Type", func(t *testing.T) { testType(t, l) })
 	t.Run("CPUQuota", func(t *testing.T) { testCPUQuota(t, l) })
@@ -224,7 +296,7 @@ func testPIDNamespace(t *testing.T, l *lab.Lab) {
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer sleeper.Wait()
+	defer func() { cancel(); sleeper.Wait() }()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(in(t, "h1", "", "ps", "-eo", "args"), "sleep 1234") {
 		if time.Now().After(deadline) {
@@ -319,12 +391,18 @@ func testNetwork(t *testing.T, l *lab.Lab) {
 }
 
 // inNetns runs f on a thread in the registered netns name; sockets f makes
-// stay in that netns.
+// stay in that netns. The thread goes back to the machine's netns after.
 func inNetns(t *testing.T, name string, f func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
+		self, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer unix.Close(self)
 		fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			errc <- err
@@ -335,7 +413,11 @@ func inNetns(t *testing.T, name string, f func() error) {
 			errc <- err
 			return
 		}
-		errc <- f()
+		err = f()
+		if unix.Setns(self, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread() // else the thread dies with the goroutine
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		t.Fatalf("in netns %s: %v", name, err)
@@ -388,6 +470,36 @@ func testExitStatus(t *testing.T) {
 	}
 }
 
+// testSignals sends SIGINT to the process group of `lab exec` as a terminal
+// would: the command gets it, and lab exec ends as the command does.
+func testSignals(t *testing.T) {
+	run := func(script string) int {
+		cmd := exec.Command(sprite, "lab", "exec", "h1", "--", "bash", "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		err := cmd.Wait()
+		code, _ := lab.ExitStatus(err)
+		return code
+	}
+	if code := run("trap 'echo INT' INT; sleep 0.5; exit 3"); code != 3 {
+		t.Errorf("a command that handles SIGINT ended lab exec with %d, want its own 3", code)
+	}
+	if code := run("sleep 5"); code != 130 {
+		t.Errorf("SIGINT to sleep ended lab exec with %d, want 130", code)
+	}
+	cmd := exec.Command(sprite, "lab", "exec", "h1", "--", "sleep", "5")
+	cmd.Start()
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if code, _ := lab.ExitStatus(cmd.Wait()); code != 128+15 {
+		t.Errorf("SIGTERM to lab exec ended it with %d, want 143 (passed on to sleep)", code)
+	}
+}
+
 func testUnknownHost(t *testing.T) {
 	r := sp(t, "", "lab", "exec", "h9", "--", "true")
 	if r.code == 0 || !strings.Contains(r.stderr, "no lab host h9; the lab has h1..h3") {
@@ -401,7 +513,8 @@ func testType(t *testing.T, l *lab.Lab) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := unix.InotifyAddWatch(fd, fmt.Sprintf("/proc/%d/root/dev/pts", h.InitPID), unix.IN_ACCESS); err != nil {
+		tty := fmt.Sprintf("/proc/%d/root%s", h.InitPID, lab.ConsoleTTY)
+		if _, err := unix.InotifyAddWatch(fd, tty, unix.IN_ACCESS); err != nil {
 			t.Fatal(err)
 		}
 		return fd
@@ -411,17 +524,18 @@ func testType(t *testing.T, l *lab.Lab) {
 	defer unix.Close(fd2)
 	must(t, "lab", "type", "h1")
 	if !inotifyEvent(fd1, 2*time.Second) {
-		t.Errorf("lab type h1: no IN_ACCESS on h1's /dev/pts")
+		t.Errorf("lab type h1: no IN_ACCESS on h1's %s", lab.ConsoleTTY)
 	}
 	if inotifyEvent(fd2, 0) {
-		t.Errorf("lab type h1: IN_ACCESS on h2's /dev/pts")
+		t.Errorf("lab type h1: IN_ACCESS on h2's %s", lab.ConsoleTTY)
 	}
-	if err := l.Type(context.Background(), "h2", "hello"); err != nil {
+	if err := l.Type(context.Background(), "h2", strings.Repeat("hello ", 2000)); err != nil {
 		t.Error(err)
 	}
 	if !inotifyEvent(fd2, 2*time.Second) {
-		t.Errorf("Type(h2): no IN_ACCESS on h2's /dev/pts")
+		t.Errorf("Type(h2): no IN_ACCESS on h2's %s", lab.ConsoleTTY)
 	}
+	must(t, "lab", "type", "h3", "--new-pty", "--keys", "abc")
 }
 
 // inotifyEvent waits up to d for an event on fd.
@@ -531,15 +645,17 @@ func TestDownAfterKilledUp(t *testing.T) {
 	if err := up.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Kill it once the first host has its netns: the others are half made.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(hostInitPids()) == 0 && time.Now().Before(deadline) {
+	for len(labNetns()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	up.Process.Kill()
 	up.Wait()
-	if len(hostInitPids()) == 0 {
+	if len(labNetns()) == 0 {
 		t.Fatal("lab up made no host")
 	}
+	t.Logf("killed lab up with %d netns and %d host inits made", len(labNetns()), len(hostInitPids()))
 	must(t, "lab", "down")
 	assertClean(t)
 	must(t, "lab", "down")
@@ -577,5 +693,33 @@ func TestDaemons(t *testing.T) {
 		if !s.Daemon {
 			t.Errorf("%s's daemon does not run after lab start", s.Name)
 		}
+	}
+}
+
+// TestAPI drives a lab through the Go API, as benchmarks do.
+func TestAPI(t *testing.T) {
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if err := lab.Down(ctx, false); err != nil {
+			t.Error(err)
+		}
+		assertClean(t)
+	})
+	l, err := lab.Up(ctx, lab.Options{Hosts: 2, NoDaemons: true, Binary: sprite, CPUs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := l.Command("h2", "alice", "sh", "-c", "echo $(uname -n) $(pwd)").Output()
+	if got := strings.TrimSpace(string(out)); err != nil || got != "h2 /home/alice" {
+		t.Errorf("Command(h2, alice): %q, %v", got, err)
+	}
+	if err := l.Type(ctx, "h1", ""); err != nil {
+		t.Error(err)
+	}
+	if err := l.Command("h3", "", "true").Run(); err == nil || !strings.Contains(err.Error(), "no lab host h3; the lab has h1 and h2") {
+		t.Errorf("Command on h3: %v", err)
+	}
+	if _, err := lab.Up(ctx, lab.Options{Hosts: 1, Binary: sprite}); err == nil {
+		t.Error("a second Up succeeded")
 	}
 }

@@ -120,3 +120,23 @@ func signalInit(h *Host, sig syscall.Signal) error {
 	}
 	return nil
 }
+
+// ancestors lists this process and its ancestors, which Down must not kill
+// even when they sit in a lab netns or cgroup (a test that entered one).
+func ancestors() map[int]bool {
+	as := map[int]bool{}
+	for pid := os.Getpid(); pid > 1 && !as[pid]; {
+		as[pid] = true
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			break
+		}
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			break
+		}
+		pid, _ = strconv.Atoi(f[1])
+	}
+	return as
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
@@ -115,8 +116,13 @@ func copyExecutable(src, dst string) error {
 }
 
 // makeMountPoints creates on the machine the directories hosts mount on.
+// Whatever is there already is left alone (a dead FUSE mount on /sprite
+// included: hosts detach it in their own mount namespace).
 func makeMountPoints() error {
 	for _, d := range []string{"/home", "/var/lib/sprite", "/run/sprite", "/sprite", "/dev/shm"} {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("create mount point %s: %w", d, err)
 		}

@@ -17,11 +17,29 @@ const DefaultKeys = "x\n"
 
 const typeTimeout = 5 * time.Second
 
-// Type makes owner keyboard activity on host: inside the host it opens a
-// terminal from the host's /dev/ptmx, writes keys to the master side and
-// returns once a reader has read them all from the slave (/dev/pts/N).
-// Those reads are what an idle detector watching /dev/pts sees.
+// Type makes owner keyboard activity on host: keys are written to the
+// master side of the host's console (ConsoleTTY, /dev/pts/0 in the host)
+// and Type returns once the console's reader has read them all from the
+// slave side. Those reads are what an idle detector watching the host's
+// /dev/pts/* sees (IN_ACCESS; note that the kernel reports a tty's
+// IN_ACCESS only to a watch on the tty itself, not to one on /dev/pts).
 func (l *Lab) Type(ctx context.Context, host, keys string) error {
+	h, err := l.Host(host)
+	if err != nil {
+		return fmt.Errorf("lab type: %w", err)
+	}
+	if keys == "" {
+		keys = DefaultKeys
+	}
+	if err := typeConsole(ctx, h, keys); err != nil {
+		return fmt.Errorf("lab type: %w", err)
+	}
+	return nil
+}
+
+// TypeNewPty is Type on a terminal made for the purpose: inside host it
+// opens a new pty from the host's /dev/ptmx, types keys on it and closes it.
+func (l *Lab) TypeNewPty(ctx context.Context, host, keys string) error {
 	if keys == "" {
 		keys = DefaultKeys
 	}

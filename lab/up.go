@@ -127,7 +127,7 @@ func prepareMachine(o *Options) (uid, gid int, err error) {
 // makeHosts creates the hosts' directories and cgroups and starts their
 // inits, in parallel.
 func (l *Lab) makeHosts(o *Options, uid, gid int) error {
-	parent, err := setupCgroupParent()
+	parent, err := setupCgroupParent(o.CPUs)
 	if err != nil {
 		if o.CPUs > 0 {
 			return err
