@@ -23,6 +23,13 @@ import (
 const (
 	MethodHosts  = "local.hosts"
 	MethodStatus = "local.status"
+	// MethodExports returns the prefix table ([]fs.Domain; package fs).
+	MethodExports = "local.exports"
+	// Idle detection and the idle database (packages idle, idledb).
+	MethodHostsWatch  = "local.hosts.watch"  // stream of []HostStatus changes
+	MethodIdle        = "local.idle"         // idle.SetArgs -> idle.Status
+	MethodIdleHistory = "local.idle.history" // idledb.HistoryRequest -> []idledb.Period
+	MethodGrant       = "local.grant"        // idledb.Request -> stream of idledb.Grants
 )
 
 // HostInfo is what a host tells the others about itself.
@@ -52,6 +59,15 @@ type HostStatus struct {
 	// RTT is the last heartbeat's round trip in microseconds.
 	RTT  int64 `cbor:"12,keyasint,omitempty" json:"rtt_us,omitempty"`
 	Self bool  `cbor:"13,keyasint,omitempty" json:"self,omitempty"`
+
+	// Idleness, as the idle database sees it (empty Activity: the
+	// database did not answer).
+	Activity    string  `cbor:"20,keyasint,omitempty" json:"activity,omitempty"` // idle, active, busy, never, down, unknown
+	Idle        bool    `cbor:"21,keyasint,omitempty" json:"idle"`
+	IdleFor     float64 `cbor:"22,keyasint,omitempty" json:"idle_for_s"`
+	Load        float64 `cbor:"23,keyasint,omitempty" json:"load"`
+	ForeignJobs int     `cbor:"24,keyasint,omitempty" json:"foreign_jobs"`
+	GrantedTo   string  `cbor:"25,keyasint,omitempty" json:"granted_to"`
 }
 
 // Status is the daemon's own state.
@@ -72,16 +88,32 @@ var ErrNoDaemon = errors.New("no sprite daemon is running on this host")
 
 // Call runs one local call.
 func (c *Client) Call(ctx context.Context, method string, args, reply any) error {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	return rpc.Invoke(ctx, conn, method, args, reply, wire.DefaultMaxFrame)
+}
+
+// Open starts a streaming local call; end it with Finish.
+func (c *Client) Open(ctx context.Context, method string, args any) (*rpc.ClientStream, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.Start(ctx, conn, method, args, wire.DefaultMaxFrame)
+}
+
+func (c *Client) dial(ctx context.Context) (UnixConn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "unix", c.Socket)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w (socket %s): start it with `sprite daemon` or `systemctl start sprite`", ErrNoDaemon, c.Socket)
+			return UnixConn{}, fmt.Errorf("%w (socket %s): start it with `sprite daemon` or `systemctl start sprite`", ErrNoDaemon, c.Socket)
 		}
-		return fmt.Errorf("connect to daemon at %s: %w", c.Socket, err)
+		return UnixConn{}, fmt.Errorf("connect to daemon at %s: %w", c.Socket, err)
 	}
-	conn := NewUnixConn(nc.(*net.UnixConn))
-	return rpc.Invoke(ctx, conn, method, args, reply, wire.DefaultMaxFrame)
+	return NewUnixConn(nc.(*net.UnixConn)), nil
 }
 
 // UnixConn adapts a unix-socket connection to rpc.Conn.

@@ -10,6 +10,9 @@ import (
 	"syscall"
 
 	"sprite/daemon"
+	"sprite/fs/fsd"
+	"sprite/idle"
+	"sprite/idledb"
 )
 
 func init() {
@@ -40,6 +43,10 @@ func daemonMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	d.Add(fsd.New()) // the global namespace at cfg.Mount
+	dbs := idledb.NewService()
+	d.Add(dbs)
+	d.Add(idle.NewService(dbs))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return d.Run(ctx)

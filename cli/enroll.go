@@ -71,8 +71,8 @@ func (h *hostFlags) check() error {
 	return os.MkdirAll(*h.state, 0o755)
 }
 
-func (h *hostFlags) config(seeds []string) *daemon.Config {
-	c := &daemon.Config{Name: *h.name, Addr: *h.addr, Listen: *h.listen, Seeds: seeds, CPUs: *h.cpus, Exports: h.exports}
+func (h *hostFlags) config(seeds []string, idledb string) *daemon.Config {
+	c := &daemon.Config{Name: *h.name, Addr: *h.addr, Listen: *h.listen, Seeds: seeds, CPUs: *h.cpus, Exports: h.exports, IdleDB: idledb}
 	c.IdleAfter.Duration = *h.idleAfter
 	c.SetDefaults()
 	return c
@@ -117,7 +117,7 @@ func initMain(args []string) error {
 	if err := pki.SaveHost(*h.state, ca, cert, key); err != nil {
 		return err
 	}
-	if err := daemon.SaveConfig(*h.state, h.config(nil)); err != nil {
+	if err := daemon.SaveConfig(*h.state, h.config(nil, *h.name)); err != nil {
 		return err
 	}
 	fmt.Printf("created cluster CA and host %s in %s\nstart the daemon (`sprite daemon` or `systemctl start sprite`), then `sprite token` for each new host\n", *h.name, *h.state)
@@ -197,7 +197,7 @@ func saveJoined(h *hostFlags, tok pki.Token, rep daemon.JoinReply, key *ecdsa.Pr
 	if seed == "" {
 		seed = server
 	}
-	if err := daemon.SaveConfig(*h.state, h.config([]string{seed})); err != nil {
+	if err := daemon.SaveConfig(*h.state, h.config([]string{seed}, rep.IdleDB)); err != nil {
 		return err
 	}
 	fmt.Printf("joined the cluster as %s; start the daemon (`sprite daemon` or `systemctl start sprite`)\n", *h.name)

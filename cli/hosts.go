@@ -38,9 +38,13 @@ func printJSON(v any) error {
 func hostsMain(args []string) error {
 	fs := flag.NewFlagSet("hosts", flag.ContinueOnError)
 	socket := socketFlag(fs)
-	asJSON := fs.Bool("json", false, "print a JSON array")
+	asJSON := fs.Bool("json", false, "print a JSON array (with --watch: one array of changed hosts per line)")
+	watch := fs.Bool("watch", false, "print the table, then every change as it happens, until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return exitError{2}
+	}
+	if *watch {
+		return watchHosts(*socket, *asJSON)
 	}
 	var hosts []api.HostStatus
 	if err := localCall(*socket, api.MethodHosts, nil, &hosts); err != nil {
@@ -52,8 +56,14 @@ func hostsMain(args []string) error {
 		}
 		return printJSON(hosts)
 	}
+	return printHosts(hosts, true)
+}
+
+func printHosts(hosts []api.HostStatus, header bool) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSTATE\tCPUS\tARCH\tADDR\tRTT\tLAST SEEN")
+	if header {
+		fmt.Fprintln(tw, "HOST\tSTATE\tIDLE\tLOAD\tCPUS\tFOREIGN\tGRANTED TO\tARCH\tADDR\tRTT\tLAST SEEN")
+	}
 	for _, h := range hosts {
 		name := h.Name
 		if h.Self {
@@ -66,7 +76,8 @@ func hostsMain(args []string) error {
 		if h.LastSeen > 0 && !h.Self {
 			seen = time.Since(time.UnixMilli(h.LastSeen)).Truncate(100*time.Millisecond).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%g\t%s\t%s\t%s\t%s\n", name, h.State, h.CPUs, h.Arch, h.Addr, rtt, seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%g\t%d\t%s\t%s\t%s\t%s\t%s\n", name, h.State, idleColumn(h), h.Load, h.CPUs,
+			h.ForeignJobs, orDash(h.GrantedTo), h.Arch, h.Addr, rtt, seen)
 	}
 	return tw.Flush()
 }

@@ -59,6 +59,18 @@ type Config struct {
 	LogLevel  string   `toml:"log_level"`
 	Mount     string   `toml:"mount"`
 	Exports   []Export `toml:"export"`
+	// FSTimeout bounds one file system call to another host: past it an
+	// operation on that host's domain fails with EIO (package fs).
+	FSTimeout Duration `toml:"fs_timeout"`
+	// IdleDB names the host that runs the idle database (package idledb);
+	// every host reports its idleness there.
+	IdleDB string `toml:"idledb"`
+	// IdleLoad is how the idle detector measures load: "proc" (this
+	// host's runnable threads, the default) or "loadavg".
+	IdleLoad string `toml:"idle_load"`
+	// Owners may change this host's idle policy (`sprite idle`) besides
+	// root: user names.
+	Owners []string `toml:"owners"`
 }
 
 // SetDefaults fills every unset field.
@@ -84,6 +96,12 @@ func (c *Config) SetDefaults() {
 	if c.Mount == "" {
 		c.Mount = "/sprite"
 	}
+	if c.FSTimeout.Duration <= 0 {
+		c.FSTimeout.Duration = 10 * time.Second
+	}
+	if c.IdleLoad == "" {
+		c.IdleLoad = "proc"
+	}
 }
 
 // Validate checks the config and says which field is wrong.
@@ -101,6 +119,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat.Duration <= 0 || c.DownAfter.Duration < 2*c.Heartbeat.Duration {
 		return fmt.Errorf("config: down_after (%s) must be at least twice heartbeat (%s)", c.DownAfter, c.Heartbeat)
+	}
+	if c.IdleDB != "" {
+		if err := pki.ValidName(c.IdleDB); err != nil {
+			return fmt.Errorf("config idledb: %w", err)
+		}
+	}
+	if c.IdleLoad != "proc" && c.IdleLoad != "loadavg" {
+		return fmt.Errorf("config idle_load %q: use \"proc\" or \"loadavg\"", c.IdleLoad)
 	}
 	for _, e := range c.Exports {
 		if !strings.HasPrefix(e.Prefix, "/") || !filepath.IsAbs(e.Path) {

@@ -116,11 +116,12 @@ func New(cfg *Config, stateDir string, log *slog.Logger) (*Daemon, error) {
 	}
 	d.Members = NewMembers(d.self, d.Node, cfg, stateDir, log)
 	d.Mux.Handle(MethodHello, rpc.Unary(d.Members.Handle))
+	d.Mux.Handle(MethodBye, rpc.Unary(d.Members.HandleBye))
 	d.Mux.Handle(MethodPing, rpc.Unary(func(context.Context, rpc.Peer, struct{}) (api.HostInfo, error) {
 		return d.self, nil
 	}))
 	if joinMux != nil {
-		e := &enroller{auth: auth, members: d.Members, seed: cfg.Addr, log: log, now: time.Now}
+		e := &enroller{auth: auth, members: d.Members, seed: cfg.Addr, idledb: cfg.IdleDB, log: log, now: time.Now}
 		joinMux.Handle(MethodJoin, rpc.Unary(e.handle))
 	}
 	d.Local.Handle(api.MethodHosts, rpc.Unary(func(context.Context, rpc.Peer, struct{}) ([]api.HostStatus, error) {
@@ -168,6 +169,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	local.close()
 	os.Remove(d.cfg.Socket)
 	cancel()
+	d.Members.Leave(context.Background(), 500*time.Millisecond)
 	return nil
 }
 

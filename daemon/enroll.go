@@ -30,12 +30,15 @@ type JoinReply struct {
 	CA   []byte `cbor:"2,keyasint"`
 	// Seed is the CA host's address, the new host's first peer.
 	Seed string `cbor:"3,keyasint"`
+	// IdleDB names the host running the idle database.
+	IdleDB string `cbor:"4,keyasint,omitempty"`
 }
 
 type enroller struct {
 	auth    *pki.Authority
 	members *Members
 	seed    string
+	idledb  string // told to joining hosts
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -80,7 +83,7 @@ func (e *enroller) issue(r JoinRequest) (JoinReply, error) {
 	if err != nil {
 		return JoinReply{}, err
 	}
-	return JoinReply{Cert: cert.Raw, CA: e.auth.CA.Raw, Seed: e.seed}, nil
+	return JoinReply{Cert: cert.Raw, CA: e.auth.CA.Raw, Seed: e.seed, IdleDB: e.idledb}, nil
 }
 
 // VerifyPinned checks that a server's chain was issued by the CA whose

@@ -1,8 +1,85 @@
-// Package fs will be sprite's global namespace: each host exports local
-// directories as domains under a prefix, a prefix table maps the longest
-// matching prefix to its server, and every host mounts the same tree with
-// FUSE at /sprite. The core here will know nothing of FUSE; a thin adapter
-// will translate. Not built yet: see the namespace issue. Today the daemon
-// already carries each host's exports in its config (daemon.Config.Exports;
-// the lab exports every host's /home as /home/<host>).
+// Package fs is sprite's global namespace: one file tree, the same on every
+// host, mounted at /sprite.
+//
+// # Domains and the prefix table
+//
+// A host exports local directories as domains, each under a global prefix
+// ([[export]] in its config: prefix "/home/h1", path "/home"). The prefix
+// table (Table) maps every prefix to the host that serves it and whether
+// that host is up; a path belongs to the domain with the longest prefix
+// that is the path or one of its ancestors. Directories that only lead to
+// prefixes ("/", "/home") are virtual and read-only, and /hosts is the
+// synthetic tree (/hosts/<host>/state, cpus, arch, addr, version,
+// last_seen). Package fs/fsd keeps the table from every host's fs.exports
+// and the membership: a host that goes down keeps its rows, marked down, so
+// its domain fails with EIO at once while the others work; a restarted
+// daemon is asked again. `sprite exports` prints the table.
+//
+// # Server
+//
+// Server serves this host's domains. Requests name files by path relative
+// to a domain's root, never by server inode, so a restarted server serves
+// the same names without a remount. Every name from the network passes
+// checkName/checkPath (no "", ".", "..", '/', NUL; length limits) before it
+// touches a disk, and every walk is an openat2 beneath the export's root
+// with RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS: "..",
+// absolute paths and symlinks (the client's kernel resolves symlinks
+// itself, one component at a time) cannot lead out, also when a directory
+// is swapped for a symlink between a lookup and an open. Such a refusal is
+// logged ("refused escape from export") with the client, user and path.
+// Operations that have no *at form for an O_PATH descriptor (chmod,
+// utimens, xattrs) go through the descriptor already opened beneath the
+// root, never through a name.
+//
+// Permission checks are the kernel's: each operation runs on a worker
+// thread (workers) that takes the request's fsuid, fsgid and groups for it
+// (setfsuid/setfsgid and the raw per-thread setgroups), with its own fs
+// struct and umask 0 (unshare CLONE_FS) so the mode the client's kernel
+// computed is the mode created. Root is squashed to nobody (65534), as NFS
+// does.
+//
+// # Client
+//
+// Client is the namespace as one host sees it: global paths in,
+// attributes, data and errno values out. It knows nothing of FUSE; package
+// fs/fuse adapts it to the kernel, and fs.Errno is the one place errors
+// become errno values. A call to a host that is down fails with EIO at
+// once; a call to a host that does not answer fails with EIO after
+// Client.Timeout (config fs_timeout). Reads and writes larger than 256 KiB
+// become parallel calls of 256 KiB, each fitting in a fresh QUIC stream's
+// flow-control window.
+//
+// # Consistency (docs/consistency.md)
+//
+// Sprite's scheme, on top of the kernel's caches. The server keeps an open
+// table per file (fileState: opens per client host, readers, writers,
+// cached opens) and a write generation. An open returns a version (mtime,
+// ctime, size, inode, generation): a client keeps its cached pages across
+// opens only while the version is unchanged (sequential write sharing). A
+// file open on two or more hosts with at least one writer is under
+// concurrent write sharing: new opens get FOPEN_DIRECT_IO (no client
+// caching), and each write from one host invalidates the other hosts'
+// cached opens before it is acknowledged. The close (flush) of a handle
+// that wrote invalidates every other host that uses the domain before it
+// returns. Changes on the server's own disk, and every change clients make
+// through the server, are seen by inotify on each directory a client has
+// looked into and pushed to the other clients (notifier: one queue and
+// goroutine per client host, coalescing); the client that made a change is
+// not told of it again (notifier.mark).
+//
+// # Locks and goroutines
+//
+// Locks: Server.mu, notifier.mu, queue.mu and watcher.mu are leaves (no two
+// are ever held together), and none is held across a system call on a
+// file, a call to another host or a kernel notification. Known deadlock, avoided: a server that
+// waits for a client to drop its cache while that client's kernel holds a
+// page lock for a write that waits for the same server. The client applies
+// invalidations on the RPC goroutine (never inside a FUSE handler) and
+// answers after at most 200 ms whether or not the kernel has finished, so
+// the server never waits long.
+//
+// Goroutines and owners: the workers (Server; ended by Stop), the notifier's
+// per-client drains (notifier.stop), the watcher's reader and adder
+// (watcher.stop), each parallel chunk of a read or write (the call that
+// started it waits for it).
 package fs

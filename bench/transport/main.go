@@ -2,9 +2,9 @@
 // QUIC transport, beside a plain TCP+TLS echo (same certificates, same
 // frames, one persistent connection) measured in the same run.
 //
-//	sudo go run ./bench/transport [-calls 3000] [-mib 256]
+//	sudo bash scripts/bench transport    (or bin/bench-transport -calls 3000 -mib 256)
 //
-// It brings up a 2-host lab with bin/sprite (build it first: scripts/setup),
+// It brings up a 2-host lab with bin/sprite (built by scripts/setup),
 // runs its own binary as the server on h2 and the client on h1, prints a
 // table and writes docs/bench/transport.md.
 package main
@@ -127,7 +127,7 @@ func render(res []result, calls, mib int) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Transport benchmark: a call between two lab hosts\n\n")
-	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s), `sudo go run ./bench/transport -calls %d -mib %d`.\n",
+	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s): `sudo bash scripts/bench transport` (-calls %d -mib %d).\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, calls, mib)
 	fmt.Fprintf(&b, "h1 calls h2 across the lab bridge (veth + bridge, two network namespaces). Latency: %d sequential\n", calls)
 	fmt.Fprintf(&b, "64-byte echo calls (QUIC: one new stream per call, as sprite makes every call; TCP+TLS: one\n")

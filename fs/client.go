@@ -1,0 +1,361 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Caller runs one fs.* call on host; the daemon wires it to QUIC (or, for
+// this host's own domains, straight to its Server).
+type Caller func(ctx context.Context, host, method string, req *Req, resp *Resp) error
+
+// Client is the namespace as one host sees it: paths of the global tree
+// ("/home/h1/alice/f") in, attributes, data and errno values out. It knows
+// nothing of FUSE; package fs/fuse adapts it to the kernel.
+//
+// Errors are syscall.Errno values, possibly wrapped: what the server's
+// kernel said, EIO when the serving host is down or does not answer within
+// Timeout, EROFS/EACCES for the synthetic parts of the tree.
+type Client struct {
+	Table   *Table
+	Call    Caller
+	Timeout time.Duration // one call's limit (default 10s)
+	Boot    int64         // this host's daemon boot id, sent with opens
+	Hosts   HostsFunc     // the synthetic /hosts tree
+	Log     *slog.Logger
+}
+
+// Handle is an open remote file.
+type Handle struct {
+	Domain  Domain
+	ID      uint64
+	Cred    Cred
+	Direct  bool   // not cached by the kernel (concurrent write sharing)
+	Append  bool   // O_APPEND: writes land at the end, so never split
+	Version uint64 // the file's version at open
+}
+
+// ErrNotRemote is returned for operations on parts of the tree no host
+// serves (the root, /home, /hosts): they are read-only.
+var ErrNotRemote = syscall.EROFS
+
+// do runs method against domain d.
+func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Resp, error) {
+	if !d.Up {
+		return nil, fmt.Errorf("%s on %s: host %s is down: %w", method, d.Prefix, d.Host, syscall.EIO)
+	}
+	t := c.Timeout
+	if t <= 0 {
+		t = 10 * time.Second
+	}
+	// A signal to the caller (the kernel's FUSE interrupt, which Go
+	// programs get all the time from their runtime's preemption) does not
+	// cancel the call: the server may already have done the work, and an
+	// EINTR would hide that. The timeout bounds every call instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t)
+	defer cancel()
+	req.Prefix = d.Prefix
+	if TraceCalls {
+		v := uint32(0)
+		if req.Set != nil {
+			v = req.Set.Valid
+		}
+		println("call", method, req.Path, req.Name, v, len(req.Data))
+	}
+	var resp Resp
+	if err := c.Call(ctx, d.Host, method, req, &resp); err != nil {
+		c.Log.Debug("fs: call failed", "server", d.Host, "method", method, "prefix", d.Prefix, "err", err)
+		return nil, fmt.Errorf("%s on %s at %s: %v: %w", method, d.Prefix, d.Host, err, syscall.EIO)
+	}
+	if resp.Errno != 0 {
+		return &resp, syscall.Errno(resp.Errno)
+	}
+	if resp.Attr != nil {
+		resp.Attr.Ino = mixIno(d.Prefix, resp.Attr.Ino)
+	}
+	for i := range resp.Entries {
+		resp.Entries[i].Ino = mixIno(d.Prefix, resp.Entries[i].Ino)
+	}
+	return &resp, nil
+}
+
+// mixIno makes a server's inode number unique across domains.
+func mixIno(prefix string, ino uint64) uint64 {
+	return pathIno(prefix) ^ (ino * 0x9E3779B97F4A7C15)
+}
+
+var TraceCalls bool
+
+// Errno maps any error of this package to the errno a system call returns.
+func Errno(err error) syscall.Errno {
+	if err == nil {
+		return 0
+	}
+	var en syscall.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	return syscall.EIO
+}
+
+// Entry is what a lookup finds.
+type Entry struct {
+	Attr Attr
+	Kind RouteKind
+}
+
+// dirAttr is the attributes of a synthetic directory.
+func dirAttr(p string) Attr {
+	return Attr{Ino: pathIno(p), Mode: syscall.S_IFDIR | 0o555, Nlink: 2}
+}
+
+// Lookup finds name in directory dir.
+func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, error) {
+	if err := checkName(name); err != nil {
+		return Entry{}, syscall.ENOENT
+	}
+	p := path.Join(dir, name)
+	r := c.Table.Route(p)
+	switch r.Kind {
+	case RouteVirtual:
+		return Entry{Attr: dirAttr(p), Kind: RouteVirtual}, nil
+	case RouteHosts:
+		a, err := c.hostsAttr(r.Rel)
+		return Entry{Attr: a, Kind: RouteHosts}, err
+	case RouteNone:
+		return Entry{}, syscall.ENOENT
+	}
+	if r.Rel == "" {
+		a, err := c.Getattr(ctx, cr, p, nil)
+		return Entry{Attr: a, Kind: RouteDomain}, err
+	}
+	d, n := splitPath(r.Rel)
+	resp, err := c.do(ctx, r.Domain, MethodLookup, &Req{Cred: cr, Path: d, Name: n})
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Attr: *resp.Attr, Kind: RouteDomain}, nil
+}
+
+// Getattr returns p's attributes (through h when it is open).
+func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Attr, error) {
+	if h != nil {
+		// Through the handle: the file may have no name any more.
+		resp, err := c.do(ctx, h.Domain, MethodGetattr, &Req{Cred: cr, Handle: h.ID})
+		if err != nil {
+			return Attr{}, err
+		}
+		return *resp.Attr, nil
+	}
+	r := c.Table.Route(p)
+	switch r.Kind {
+	case RouteVirtual:
+		return dirAttr(p), nil
+	case RouteHosts:
+		return c.hostsAttr(r.Rel)
+	case RouteNone:
+		return Attr{}, syscall.ENOENT
+	}
+	resp, err := c.do(ctx, r.Domain, MethodGetattr, &Req{Cred: cr, Path: r.Rel})
+	if err != nil {
+		return Attr{}, err
+	}
+	return *resp.Attr, nil
+}
+
+// Setattr changes p's attributes.
+func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set SetAttr) (Attr, error) {
+	if h != nil && set.Valid == SetSize {
+		// ftruncate: through the handle, named or not.
+		resp, err := c.do(ctx, h.Domain, MethodSetattr, &Req{Cred: cr, Handle: h.ID, Set: &set})
+		if err != nil {
+			return Attr{}, err
+		}
+		return *resp.Attr, nil
+	}
+	r, err := c.remote(p)
+	if err != nil {
+		return Attr{}, err
+	}
+	req := &Req{Cred: cr, Path: r.Rel, Set: &set}
+	if h != nil {
+		req.Handle = h.ID
+	}
+	resp, err := c.do(ctx, r.Domain, MethodSetattr, req)
+	if err != nil {
+		return Attr{}, err
+	}
+	return *resp.Attr, nil
+}
+
+// remote routes p, which must lie in a domain.
+func (c *Client) remote(p string) (Route, error) {
+	r := c.Table.Route(p)
+	switch r.Kind {
+	case RouteDomain:
+		return r, nil
+	case RouteNone:
+		return r, syscall.ENOENT
+	}
+	return r, ErrNotRemote
+}
+
+// remoteChild routes the directory of a new entry.
+func (c *Client) remoteChild(dir, name string) (Route, error) {
+	if err := checkName(name); err != nil {
+		return Route{}, syscall.EINVAL
+	}
+	r := c.Table.Route(path.Join(dir, name))
+	if r.Kind != RouteDomain || r.Rel == "" {
+		if r.Kind == RouteNone {
+			return Route{}, syscall.EACCES // a new name outside every domain
+		}
+		return Route{}, syscall.EEXIST
+	}
+	return r, nil
+}
+
+// Open opens p.
+func (c *Client) Open(ctx context.Context, cr Cred, p string, flags uint32) (*Handle, Attr, error) {
+	r, err := c.remote(p)
+	if err != nil {
+		return nil, Attr{}, err
+	}
+	resp, err := c.do(ctx, r.Domain, MethodOpen, &Req{Cred: cr, Path: r.Rel, Flags: flags, Boot: c.Boot})
+	if err != nil {
+		return nil, Attr{}, err
+	}
+	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, nil
+}
+
+func (c *Client) handle(d Domain, cr Cred, resp *Resp, flags uint32) *Handle {
+	return &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
+		Append: flags&syscall.O_APPEND != 0}
+}
+
+// Create makes and opens name in dir.
+func (c *Client) Create(ctx context.Context, cr Cred, dir, name string, flags, mode uint32) (*Handle, Attr, error) {
+	r, err := c.remoteChild(dir, name)
+	if err != nil {
+		return nil, Attr{}, err
+	}
+	d, n := splitPath(r.Rel)
+	resp, err := c.do(ctx, r.Domain, MethodCreate, &Req{Cred: cr, Path: d, Name: n, Flags: flags, Mode: mode, Boot: c.Boot})
+	if err != nil {
+		return nil, Attr{}, err
+	}
+	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, nil
+}
+
+// chunk is the most one fs.read or fs.write call carries: a QUIC stream
+// starts with a 1 MiB flow-control window, and a reply that fits in it
+// never waits for a window update. A larger kernel request becomes
+// parallel calls of a chunk each.
+const chunk = 256 << 10
+
+// Read reads up to size bytes at off.
+func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
+	if size <= chunk {
+		return c.readChunk(ctx, h, off, size)
+	}
+	n := (size + chunk - 1) / chunk
+	parts := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			parts[i], errs[i] = c.readChunk(ctx, h, off+int64(i*chunk), min(chunk, size-i*chunk))
+		})
+	}
+	wg.Wait()
+	out := make([]byte, 0, size)
+	for i := range n {
+		if errs[i] != nil {
+			if len(out) > 0 {
+				return out, nil // a short read; the caller asks again
+			}
+			return nil, errs[i]
+		}
+		out = append(out, parts[i]...)
+		if len(parts[i]) < min(chunk, size-i*chunk) {
+			break // end of file
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) readChunk(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
+	resp, err := c.do(ctx, h.Domain, MethodRead, &Req{Cred: h.Cred, Handle: h.ID, Offset: off, Size: int64(size)})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Data, nil
+}
+
+// Write writes data at off; what it reports written is a prefix of data.
+func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
+	if len(data) <= chunk || h.Append {
+		return c.writeChunk(ctx, h, off, data)
+	}
+	n := (len(data) + chunk - 1) / chunk
+	counts := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			p := data[i*chunk : min(len(data), (i+1)*chunk)]
+			counts[i], errs[i] = c.writeChunk(ctx, h, off+int64(i*chunk), p)
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range n {
+		if errs[i] != nil {
+			if total > 0 {
+				return total, nil
+			}
+			return 0, errs[i]
+		}
+		total += counts[i]
+		if counts[i] < min(chunk, len(data)-i*chunk) {
+			break
+		}
+	}
+	return total, nil
+}
+
+func (c *Client) writeChunk(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
+	resp, err := c.do(ctx, h.Domain, MethodWrite, &Req{Cred: h.Cred, Handle: h.ID, Offset: off, Data: data})
+	if err != nil {
+		return 0, err
+	}
+	return int(resp.N), nil
+}
+
+// Flush is close(2) of one descriptor of h.
+func (c *Client) Flush(ctx context.Context, h *Handle) error {
+	_, err := c.do(ctx, h.Domain, MethodFlush, &Req{Cred: h.Cred, Handle: h.ID})
+	return err
+}
+
+// Fsync makes h's data durable on the server.
+func (c *Client) Fsync(ctx context.Context, h *Handle, dataOnly bool) error {
+	req := &Req{Cred: h.Cred, Handle: h.ID}
+	if dataOnly {
+		req.Flags = 1
+	}
+	_, err := c.do(ctx, h.Domain, MethodFsync, req)
+	return err
+}
+
+// Release closes h.
+func (c *Client) Release(ctx context.Context, h *Handle) error {
+	_, err := c.do(ctx, h.Domain, MethodRelease, &Req{Cred: h.Cred, Handle: h.ID})
+	return err
+}

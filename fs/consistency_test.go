@@ -1,0 +1,152 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type sent struct {
+	mu    sync.Mutex
+	items map[string][]Item
+}
+
+func (s *sent) send(_ context.Context, host string, inv Invalidate) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.items[host] = append(s.items[host], inv.Items...)
+	return nil
+}
+
+func (s *sent) has(host, path string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.items[host], Item{Prefix: "/t", Path: path})
+}
+
+func (s *sent) reset() { s.mu.Lock(); clear(s.items); s.mu.Unlock() }
+
+func consistencyServer(t *testing.T) (*Server, string, *sent) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to act as other users")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o777)
+	sn := &sent{items: map[string][]Item{}}
+	s, err := NewServer(ServerConfig{Host: "h1", Exports: []Exported{{Prefix: "/t", Path: dir}},
+		Log: slog.New(slog.DiscardHandler), Send: sn.send, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s, dir, sn
+}
+
+func serveAs(t *testing.T, s *Server, client, method string, r Req) *Resp {
+	t.Helper()
+	r.Prefix, r.Cred = "/t", alice
+	resp, err := s.Serve(context.Background(), client, method, &r)
+	if err != nil || resp.Errno != 0 {
+		t.Fatalf("%s from %s: %v %v", method, client, err, syscall.Errno(resp.Errno))
+	}
+	return resp
+}
+
+// Concurrent write sharing: the second host's open is uncached, and each
+// write from it reaches the first host's cache as an invalidation before
+// the write is acknowledged.
+func TestConcurrentSharingTurnsCachingOff(t *testing.T) {
+	s, dir, sn := consistencyServer(t)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o666)
+	os.Chmod(filepath.Join(dir, "f"), 0o666)
+	a := serveAs(t, s, "h2", MethodOpen, Req{Path: "f", Flags: syscall.O_RDONLY})
+	if a.Flags&OpenDirect != 0 {
+		t.Fatal("a lone reader was told not to cache")
+	}
+	b := serveAs(t, s, "h3", MethodOpen, Req{Path: "f", Flags: syscall.O_RDWR})
+	if b.Flags&OpenDirect == 0 {
+		t.Fatal("a writer opening a file another host has open may cache it")
+	}
+	sn.reset()
+	serveAs(t, s, "h3", MethodWrite, Req{Handle: b.Handle, Data: []byte("y")})
+	if !sn.has("h2", "f") {
+		t.Fatal("h2's cached open was not invalidated before the write returned")
+	}
+	// Sharing ends when the writer closes; the next open may cache again,
+	// and its version differs from before the write.
+	serveAs(t, s, "h3", MethodRelease, Req{Handle: b.Handle})
+	serveAs(t, s, "h2", MethodRelease, Req{Handle: a.Handle})
+	c := serveAs(t, s, "h2", MethodOpen, Req{Path: "f", Flags: syscall.O_RDONLY})
+	if c.Flags&OpenDirect != 0 || c.Version == a.Version {
+		t.Fatalf("after sharing: flags %b, version %x (was %x)", c.Flags, c.Version, a.Version)
+	}
+}
+
+// Sequential write sharing: the writer's close (flush) invalidates every
+// other host that uses the domain before it returns.
+func TestWriterCloseInvalidatesOthers(t *testing.T) {
+	s, _, sn := consistencyServer(t)
+	serveAs(t, s, "h2", MethodStatfs, Req{})
+	serveAs(t, s, "h4", MethodStatfs, Req{})
+	w := serveAs(t, s, "h3", MethodCreate, Req{Name: "g", Flags: syscall.O_WRONLY, Mode: 0o644})
+	serveAs(t, s, "h3", MethodWrite, Req{Handle: w.Handle, Data: []byte("new")})
+	sn.reset()
+	serveAs(t, s, "h3", MethodFlush, Req{Handle: w.Handle})
+	if !sn.has("h2", "g") || !sn.has("h4", "g") {
+		t.Fatalf("flush invalidated %v; want h2 and h4", sn.items)
+	}
+	if cl := s.note.clients("/t", "h3"); len(cl) != 2 || slices.Contains(cl, "h3") {
+		t.Fatalf("flush's synchronous targets %v; want h2 and h4, never the writer", cl)
+	}
+}
+
+// A change on the server's own disk is queued for every client.
+func TestLocalChangeNotified(t *testing.T) {
+	s, dir, sn := consistencyServer(t)
+	os.WriteFile(filepath.Join(dir, "l"), []byte("1"), 0o666)
+	serveAs(t, s, "h2", MethodGetattr, Req{Path: "l"})
+	serveAs(t, s, "h2", MethodReaddir, Req{}) // the root gets a watch, asynchronously
+	for !s.watch.watching(s.exports["/t"], "") {
+		time.Sleep(time.Millisecond)
+	}
+	os.WriteFile(filepath.Join(dir, "l"), []byte("2"), 0o666)
+	deadline := time.Now().Add(5 * time.Second)
+	for !sn.has("h2", "l") {
+		if time.Now().After(deadline) {
+			t.Fatal("a local write was not notified to h2")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A program linked through /sprite on another host runs on the exporting
+// host as soon as the client's close returns, before its release: the
+// server gives up its write descriptor at flush (no ETXTBSY).
+func TestExecAfterRemoteCloseNoETXTBSY(t *testing.T) {
+	s, dir, _ := consistencyServer(t)
+	w := serveAs(t, s, "h2", MethodCreate, Req{Name: "prog", Flags: syscall.O_WRONLY, Mode: 0o755})
+	serveAs(t, s, "h2", MethodWrite, Req{Handle: w.Handle, Data: []byte("#!/bin/sh\necho ran\n")})
+	prog := filepath.Join(dir, "prog")
+	if err := exec.Command(prog).Run(); !errors.Is(err, syscall.ETXTBSY) {
+		t.Fatalf("exec while the server writes: %v, want ETXTBSY (the test is wrong otherwise)", err)
+	}
+	serveAs(t, s, "h2", MethodFlush, Req{Handle: w.Handle})
+	out, err := exec.Command(prog).Output()
+	if err != nil || string(out) != "ran\n" {
+		t.Fatalf("exec after the client's close: %q %v", out, err)
+	}
+	// The handle still writes (another descriptor of the client's).
+	serveAs(t, s, "h2", MethodWrite, Req{Handle: w.Handle, Offset: 19, Data: []byte("echo more\n")})
+	serveAs(t, s, "h2", MethodRelease, Req{Handle: w.Handle})
+	if out, err := exec.Command(prog).Output(); err != nil || string(out) != "ran\nmore\n" {
+		t.Fatalf("after a write past the flush: %q %v", out, err)
+	}
+}

@@ -1,0 +1,23 @@
+// Package fusefs mounts the global namespace (package fs) with go-fuse. It
+// is a thin adapter: every operation turns the kernel's request into a call
+// of fs.Client with the node's global path and the caller's credentials,
+// and the answer back; errno conversion happens in one place (fs.Errno).
+//
+// Caching: the kernel caches entries and attributes for CacheTimeout, and
+// file data across opens when the server says the file is unchanged
+// (FOPEN_KEEP_CACHE after a version check); files under concurrent write
+// sharing are opened with FOPEN_DIRECT_IO. The servers push invalidations
+// (fs.invalidate), which Invalidate applies with NotifyEntry and
+// NotifyContent. Never from inside a FUSE handler: the kernel may wait on
+// that very handler. Invalidate runs on the RPC handler's goroutine and
+// waits at most invalidateWait, so a notification that the kernel holds up
+// behind a request in flight (a page locked by a write that waits on the
+// server that sent this notification) delays, but never deadlocks, the
+// server.
+//
+// The synthetic /hosts files are computed at open and read with direct I/O.
+//
+// Goroutines: go-fuse's own serving loops (owned by the Mount, ended by
+// Unmount), and one per pending invalidation batch (ends when the kernel
+// answers, at the latest when the mount is gone).
+package fusefs

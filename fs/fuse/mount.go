@@ -1,0 +1,152 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"sprite/fs"
+)
+
+// CacheTimeout is how long the kernel trusts names, attributes and
+// missing names without asking. Servers end that trust sooner whenever
+// something changes (fs.invalidate); the timeout bounds the damage of a
+// lost invalidation.
+const CacheTimeout = 5 * time.Second
+
+// invalidateWait bounds how long one invalidation waits for the kernel.
+const invalidateWait = 200 * time.Millisecond
+
+// Mount is the global namespace mounted at one directory.
+type Mount struct {
+	dir    string
+	c      *fs.Client
+	log    *slog.Logger
+	server *fuse.Server
+	root   *node
+	creds  *credCache
+	wg     sync.WaitGroup // pending invalidations
+}
+
+// MountAt mounts c's namespace at dir, creating dir if it is missing and
+// detaching a stale mount a killed daemon left there. It returns once the
+// kernel has the mount.
+func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil && !errors.Is(err, syscall.ENOTCONN) && !errors.Is(err, syscall.EEXIST) {
+		return nil, fmt.Errorf("mount %s: create the mount point: %w (create it, or set `mount` in the config)", dir, err)
+	}
+	// A daemon killed with its mount in place leaves a dead mount
+	// ("transport endpoint is not connected"); detach whatever is there.
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err == nil {
+		log.Info("fs: detached a stale mount", "dir", dir)
+	}
+	m := &Mount{dir: dir, c: c, log: log, creds: newCredCache()}
+	m.root = &node{m: m}
+	timeout := CacheTimeout
+	opts := &gofs.Options{
+		EntryTimeout: &timeout, AttrTimeout: &timeout, NegativeTimeout: &timeout,
+		NullPermissions: true,
+		MountOptions: fuse.MountOptions{
+			AllowOther: true, FsName: "sprite", Name: "sprite", DirectMount: true,
+			MaxWrite: fs.MaxIO, MaxReadAhead: fs.MaxIO, MaxBackground: 64,
+			IgnoreSecurityLabels: true,
+			// Replies carry bytes, never a file descriptor to splice from.
+			DisableSplice: true,
+			// go-fuse answers READDIRPLUS with a Lookup per entry: a call
+			// to the server per name at every readdir (make scans its
+			// directories each run). Plain readdir, and cached entries.
+			DisableReadDirPlus: true,
+			// The kernel checks mode bits against its cached attributes
+			// as NFS clients do, so a cached path obeys a chmod at once;
+			// the server checks again as the (squashed) user.
+			Options: []string{"default_permissions"},
+		},
+	}
+	srv, err := gofs.Mount(dir, m.root, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w (is /dev/fuse there, and are we root?)", dir, err)
+	}
+	m.server = srv
+	if err := srv.WaitMount(); err != nil {
+		srv.Unmount()
+		return nil, fmt.Errorf("mount %s: wait for the kernel: %w", dir, err)
+	}
+	if err := raiseReadahead(dir); err != nil {
+		log.Warn("fs: read-ahead stays at the kernel's 128 KiB; sequential reads will be slower", "dir", dir, "err", err)
+	}
+	return m, nil
+}
+
+// readaheadKB is the mount's read-ahead window. The kernel caps a FUSE
+// mount's at 128 KiB whatever the file system asks for; its bdi's
+// read_ahead_kb in sysfs lifts the cap, and with it the size of each read
+// request (up to MaxIO), and lets several run at once.
+const readaheadKB = 4 * fs.MaxIO / 1024
+
+func raiseReadahead(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	return os.WriteFile(p, []byte(fmt.Sprint(readaheadKB)), 0o644)
+}
+
+// Unmount detaches the mount (lazily if it is busy) and waits for the
+// serving loops and pending invalidations.
+func (m *Mount) Unmount() {
+	if err := m.server.Unmount(); err != nil {
+		m.log.Warn("fs: unmount busy; detaching lazily", "dir", m.dir, "err", err)
+		unix.Unmount(m.dir, unix.MNT_DETACH)
+	}
+	m.server.Wait()
+	m.wg.Wait()
+}
+
+// Invalidate drops the kernel's cached names, attributes and data of the
+// items. Call it from any goroutine but a FUSE handler's.
+func (m *Mount) Invalidate(items []fs.Item) {
+	done := make(chan struct{})
+	m.wg.Go(func() {
+		defer close(done)
+		for _, it := range items {
+			m.invalidate(it)
+		}
+	})
+	select {
+	case <-done:
+	case <-time.After(invalidateWait):
+		m.log.Debug("fs: kernel slow to invalidate; answering the server anyway", "items", len(items))
+	}
+}
+
+func (m *Mount) invalidate(it fs.Item) {
+	p := strings.TrimPrefix(it.Prefix, "/")
+	if it.Path != "" {
+		p += "/" + it.Path
+	}
+	parts := strings.Split(p, "/")
+	var parent *gofs.Inode
+	cur := m.root.EmbeddedInode()
+	for _, name := range parts {
+		parent, cur = cur, cur.GetChild(name)
+		if cur == nil {
+			break
+		}
+	}
+	if cur != nil {
+		cur.NotifyContent(0, 0)
+	}
+	if parent != nil {
+		parent.NotifyEntry(parts[len(parts)-1])
+	}
+}

@@ -1,0 +1,146 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"sprite/fs"
+	"sprite/fs/posixsuite"
+)
+
+// testMount serves a temporary directory as /d (by an in-process server
+// for host "h1") and mounts the namespace; the client runs as root, which
+// the server squashes, so the export is world-writable.
+func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root and /dev/fuse")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	dir = t.TempDir()
+	os.Chmod(dir, 0o777)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var m *Mount
+	srv, err := fs.NewServer(fs.ServerConfig{Host: "h1", Exports: []fs.Exported{{Prefix: "/d", Path: dir}}, Log: log,
+		Send: func(ctx context.Context, host string, inv fs.Invalidate) error { m.Invalidate(inv.Items); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := fs.NewTable(log)
+	tb.Set("h1", srv.Exports(), true)
+	c := &fs.Client{Table: tb, Log: log, Boot: 1,
+		Call: func(ctx context.Context, host, method string, req *fs.Req, resp *fs.Resp) error {
+			r, err := srv.Serve(ctx, host, method, req)
+			if err == nil {
+				*resp = *r
+			}
+			return err
+		}}
+	mnt = filepath.Join(t.TempDir(), "sprite")
+	m, err = MountAt(mnt, c, log)
+	if err != nil {
+		srv.Stop()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Unmount(); srv.Stop() })
+	return mnt, dir, srv
+}
+
+func TestMountRoundTrip(t *testing.T) {
+	mnt, dir, _ := testMount(t)
+	ents, err := os.ReadDir(mnt)
+	if err != nil || len(ents) != 2 || ents[0].Name() != "d" || ents[1].Name() != "hosts" {
+		t.Fatalf("root: %v %v", ents, err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 300000) // 4.8 MB: many 1 MiB writes
+	p := filepath.Join(mnt, "d", "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "f"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("on the server's disk: %d bytes, %v", len(got), err)
+	}
+	// A change on the server's own disk reaches the mount.
+	os.WriteFile(filepath.Join(dir, "f"), []byte("local"), 0o644)
+	got, err = os.ReadFile(p)
+	if err != nil || string(got) != "local" {
+		t.Fatalf("after a local change: %q %v", got[:min(len(got), 20)], err)
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "d", "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p, filepath.Join(mnt, "d", "sub", "g")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/g", filepath.Join(mnt, "d", "ln")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(mnt, "d", "ln")); err != nil || string(got) != "local" {
+		t.Fatalf("through a symlink: %q %v", got, err)
+	}
+	if err := os.Chmod(filepath.Join(mnt, "d", "sub", "g"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "sub", "g")); st.Mode().Perm() != 0o600 {
+		t.Fatalf("chmod: %v", st.Mode())
+	}
+	out, err := exec.Command("sh", "-c", "cd "+mnt+"/d && echo a >> app && echo b >> app && cat app && truncate -s 1 app && cat app").CombinedOutput()
+	if err != nil || string(out) != "a\nb\na" {
+		t.Fatalf("append/truncate: %q %v", out, err)
+	}
+	if err := os.Remove(filepath.Join(mnt, "d", "ln")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(mnt, "d", "app"), filepath.Join(mnt, "hosts", "x")); err == nil {
+		t.Fatal("rename into /hosts worked")
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Join(mnt, "d"), &st); err != nil || st.Blocks == 0 {
+		t.Fatalf("statfs: %+v %v", st, err)
+	}
+}
+
+// The POSIX suite over the mount, run by uid 1000 (a re-exec of this test
+// binary): an ordinary user, for the kernel's checks and the server's.
+func TestPOSIXSuiteOnMount(t *testing.T) {
+	mnt, _, _ := testMount(t)
+	bin := filepath.Join(t.TempDir(), "suite.test")
+	if err := exec.Command("cp", os.Args[0], bin).Run(); err != nil {
+		t.Fatal(err)
+	}
+	// uid 1000 walks the test's temporary directories to the binary and
+	// the mount.
+	for _, d := range []string{filepath.Dir(bin), filepath.Dir(filepath.Dir(bin)), filepath.Dir(mnt)} {
+		os.Chmod(d, 0o755)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestPOSIXHelper$")
+	cmd.Env = append(os.Environ(), "SPRITE_POSIX_DIR="+filepath.Join(mnt, "d"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the POSIX suite failed on the mount: %v\n%s", err, out)
+	}
+}
+
+// TestPOSIXHelper is the child of TestPOSIXSuiteOnMount; on its own it
+// has nothing to do.
+func TestPOSIXHelper(t *testing.T) {
+	dir := os.Getenv("SPRITE_POSIX_DIR")
+	if dir == "" {
+		return
+	}
+	for _, r := range posixsuite.Run(dir, posixsuite.Options{NonRoot: true, LargeMiB: 16}) {
+		if r.Err != nil {
+			t.Errorf("%s: %v", r.Name, r.Err)
+		}
+	}
+}

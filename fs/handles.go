@@ -1,0 +1,330 @@
+package fs
+
+import (
+	"context"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// handle is a file a client has open on this server.
+type handle struct {
+	io     sync.RWMutex // taken shared around each use of fd, alone to swap it
+	fd     int          // guarded by io
+	ro     bool         // guarded by io; the write descriptor was traded for a read-only one
+	flags  int          // how to open the file again for writing
+	client string
+	key    fileKey
+	item   Item
+	write  bool
+	direct bool // opened during concurrent write sharing: not cached
+	dirty  bool // written since the last flush; guarded by Server.mu
+}
+
+type fileKey struct{ dev, ino uint64 }
+
+// fileState is the server's record of a file that some client has open:
+// Sprite's per-file open table. gen counts writes, so a version check sees
+// every change made through this server, even within one timestamp tick.
+type fileState struct {
+	gen   uint64
+	opens map[string]*opens // by client host
+}
+
+type opens struct{ all, writers, cached int }
+
+// sharedLocked reports concurrent write sharing: the file is open on two or
+// more hosts and at least one of them writes.
+func (f *fileState) sharedLocked() bool {
+	if len(f.opens) < 2 {
+		return false
+	}
+	for _, o := range f.opens {
+		if o.writers > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// openFlags are the open(2) flags a client may pass; O_CREAT only through
+// fs.create, and nothing that changes how the server resolves the path.
+const openFlags = unix.O_ACCMODE | unix.O_APPEND | unix.O_TRUNC | unix.O_EXCL | unix.O_NONBLOCK |
+	unix.O_SYNC | unix.O_DSYNC | unix.O_DIRECTORY | unix.O_NOATIME
+
+func opOpen(c *opCtx) (*Resp, error) {
+	flags := uint64(c.req.Flags & openFlags &^ unix.O_EXCL)
+	return c.openFile(c.req.Path, flags, 0)
+}
+
+func opCreate(c *opCtx) (*Resp, error) {
+	flags := uint64(c.req.Flags&openFlags) | unix.O_CREAT
+	return c.openFile(joinPath(c.req.Path, c.req.Name), flags, c.req.Mode&0o7777)
+}
+
+func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
+	dir, _ := splitPath(rel)
+	c.s.watch.add(c.e, dir)
+	if flags&unix.O_NOATIME != 0 {
+		flags &^= unix.O_NOATIME // only the owner may; not worth an EPERM
+	}
+	var fd int
+	err := c.as(func() (err error) {
+		fd, err = c.e.open(rel, flags, mode)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
+	return c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, Item{Prefix: c.e.prefix, Path: rel}, write), nil
+}
+
+// register records an open and decides whether the client may cache it.
+func (s *Server) register(client string, boot int64, fd int, flags uint64, st *unix.Stat_t, e *export, it Item, write bool) *Resp {
+	key := fileKey{st.Dev, st.Ino}
+	s.mu.Lock()
+	s.forgetBootLocked(client, boot)
+	f := s.files[key]
+	if f == nil {
+		f = &fileState{opens: map[string]*opens{}}
+		s.files[key] = f
+	}
+	o := f.opens[client]
+	if o == nil {
+		o = &opens{}
+		f.opens[client] = o
+	}
+	o.all++
+	if write {
+		o.writers++
+		f.gen++
+	}
+	direct := f.sharedLocked()
+	if !direct {
+		o.cached++
+	}
+	s.next++
+	id := s.next
+	s.handles[id] = &handle{fd: fd, client: client, key: key, item: it, write: write, direct: direct,
+		flags: int(flags &^ (unix.O_TRUNC | unix.O_CREAT | unix.O_EXCL))}
+	gen := f.gen
+	s.mu.Unlock()
+	r := &Resp{Handle: id, Attr: e.attr(st), Version: version(st, gen)}
+	if direct {
+		r.Flags |= OpenDirect
+	}
+	return r
+}
+
+// forgetBootLocked drops the handles of an earlier incarnation of client's
+// daemon: a restarted client holds none of them.
+func (s *Server) forgetBootLocked(client string, boot int64) {
+	if boot == 0 || s.boots[client] == boot {
+		return
+	}
+	old := s.boots[client]
+	s.boots[client] = boot
+	if old == 0 {
+		return
+	}
+	for id, h := range s.handles {
+		if h.client == client {
+			s.dropLocked(id, h)
+		}
+	}
+}
+
+// version identifies a file's contents: a change through any path (this
+// server, the local disk) moves the timestamps or the size or gen.
+func version(st *unix.Stat_t, gen uint64) uint64 {
+	h := fnv.New64a()
+	for _, v := range []uint64{uint64(unix.TimespecToNsec(st.Mtim)), uint64(unix.TimespecToNsec(st.Ctim)), uint64(st.Size), st.Ino, gen} {
+		var b [8]byte
+		for i := range 8 {
+			b[i] = byte(v >> (8 * i))
+		}
+		h.Write(b[:])
+	}
+	return h.Sum64()
+}
+
+// handle returns client's open handle id.
+func (s *Server) handle(client string, id uint64) (*handle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.handles[id]
+	if h == nil || h.client != client {
+		return nil, unix.EBADF
+	}
+	return h, nil
+}
+
+func opRead(c *opCtx) (*Resp, error) {
+	h, err := c.s.handle(c.client, c.req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	size := min(max(c.req.Size, 0), maxReadBuf)
+	buf := make([]byte, size)
+	n := 0
+	err = h.use(false, func(fd int) error {
+		for n < len(buf) {
+			m, err := unix.Pread(fd, buf[n:], c.req.Offset+int64(n))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m == 0 {
+				break
+			}
+			n += m
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Resp{Data: buf[:n]}, nil
+}
+
+func opWrite(c *opCtx) (*Resp, error) {
+	h, err := c.s.handle(c.client, c.req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.req.Data) > MaxIO {
+		return nil, unix.EFBIG
+	}
+	c.s.note.mark(c.client, h.item)
+	n := 0
+	err = h.use(true, func(fd int) error {
+		for n < len(c.req.Data) {
+			m, err := unix.Pwrite(fd, c.req.Data[n:], c.req.Offset+int64(n))
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			n += m
+		}
+		return nil
+	})
+	if err != nil && n == 0 {
+		return nil, err
+	}
+	c.s.wroteHandle(c.ctx, h)
+	return &Resp{N: int64(n)}, nil
+}
+
+// wroteHandle counts a write. During concurrent write sharing the other
+// clients that still cache the file (their opens predate the sharing) drop
+// their copy before the write is acknowledged, so every read that starts
+// after this write returns sees it.
+func (s *Server) wroteHandle(ctx context.Context, h *handle) {
+	s.mu.Lock()
+	h.dirty = true
+	f := s.files[h.key]
+	var others []string
+	if f != nil {
+		f.gen++
+		if f.sharedLocked() {
+			for cl, o := range f.opens {
+				if cl != h.client && o.cached > 0 {
+					others = append(others, cl)
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(others) > 0 {
+		s.note.now(ctx, others, h.item, syncWait)
+	}
+}
+
+// syncWait bounds how long an acknowledgement waits for other clients to
+// drop their caches.
+const syncWait = time.Second
+
+// opFlush is close(2) on the client: once a writer's close returns, every
+// other client that may hold the file's pages or attributes has dropped
+// them (sequential write sharing: the next open anywhere sees this data).
+func opFlush(c *opCtx) (*Resp, error) {
+	h, err := c.s.handle(c.client, c.req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	c.s.mu.Lock()
+	dirty := h.dirty
+	h.dirty = false
+	c.s.mu.Unlock()
+	if dirty {
+		c.s.note.allNow(c.ctx, c.e.prefix, c.client, h.item, syncWait)
+	}
+	if h.write {
+		h.dropWrite()
+	}
+	return &Resp{}, nil
+}
+
+func opFsync(c *opCtx) (*Resp, error) {
+	h, err := c.s.handle(c.client, c.req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	return &Resp{}, h.use(false, func(fd int) error {
+		if c.req.Flags&1 != 0 {
+			return unix.Fdatasync(fd)
+		}
+		return unix.Fsync(fd)
+	})
+}
+
+func opRelease(c *opCtx) (*Resp, error) {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.handles[c.req.Handle]
+	if h == nil || h.client != c.client {
+		return nil, unix.EBADF
+	}
+	s.dropLocked(c.req.Handle, h)
+	return &Resp{}, nil
+}
+
+// dropLocked closes a handle and takes it out of its file's open table.
+func (s *Server) dropLocked(id uint64, h *handle) {
+	delete(s.handles, id)
+	h.io.Lock()
+	unix.Close(h.fd)
+	h.io.Unlock()
+	f := s.files[h.key]
+	if f == nil {
+		return
+	}
+	if o := f.opens[h.client]; o != nil {
+		o.all--
+		if h.write {
+			o.writers--
+		}
+		if !h.direct {
+			o.cached--
+		}
+		if o.all <= 0 {
+			delete(f.opens, h.client)
+		}
+	}
+	if len(f.opens) == 0 {
+		delete(s.files, h.key)
+	}
+}

@@ -1,0 +1,168 @@
+package fs
+
+// Methods between hosts. Every fs.* call from a client carries a Req and is
+// answered with a Resp; the server's answer to a failed file operation is a
+// Resp with Errno set (the call itself succeeds), so errno values cross the
+// network unchanged. fs.invalidate goes the other way, server to client.
+const (
+	MethodExports    = "fs.exports"
+	MethodLookup     = "fs.lookup"
+	MethodGetattr    = "fs.getattr"
+	MethodSetattr    = "fs.setattr"
+	MethodOpen       = "fs.open"
+	MethodCreate     = "fs.create"
+	MethodRead       = "fs.read"
+	MethodWrite      = "fs.write"
+	MethodFlush      = "fs.flush"
+	MethodFsync      = "fs.fsync"
+	MethodRelease    = "fs.release"
+	MethodMkdir      = "fs.mkdir"
+	MethodUnlink     = "fs.unlink"
+	MethodRmdir      = "fs.rmdir"
+	MethodRename     = "fs.rename"
+	MethodLink       = "fs.link"
+	MethodSymlink    = "fs.symlink"
+	MethodReadlink   = "fs.readlink"
+	MethodReaddir    = "fs.readdir"
+	MethodStatfs     = "fs.statfs"
+	MethodGetxattr   = "fs.getxattr"
+	MethodSetxattr   = "fs.setxattr"
+	MethodListxattr  = "fs.listxattr"
+	MethodRmxattr    = "fs.removexattr"
+	MethodInvalidate = "fs.invalidate"
+)
+
+// Limits on what a request may carry.
+const (
+	MaxIO      = 1 << 20 // bytes per read or write (the mount's MaxWrite)
+	MaxName    = 255     // bytes in one path component
+	MaxPath    = 4096    // bytes in a path or a symlink target
+	MaxXattr   = 64 << 10
+	DirPage    = 4096 // directory entries per fs.readdir reply
+	maxReadBuf = 2 * MaxIO
+)
+
+// Cred is the user a request acts for. It travels in every request; the
+// server squashes root (uid 0) to nobody.
+type Cred struct {
+	UID    uint32   `cbor:"1,keyasint"`
+	GID    uint32   `cbor:"2,keyasint"`
+	Groups []uint32 `cbor:"3,keyasint,omitempty"`
+}
+
+// Req is the argument of every fs.* method. Path is relative to the
+// domain's root ("" is the root itself), in clean slash form; Name is one
+// component.
+type Req struct {
+	Prefix  string   `cbor:"1,keyasint"`
+	Path    string   `cbor:"2,keyasint,omitempty"`
+	Name    string   `cbor:"3,keyasint,omitempty"`
+	Cred    Cred     `cbor:"4,keyasint"`
+	NewPath string   `cbor:"5,keyasint,omitempty"` // rename, link: target directory
+	NewName string   `cbor:"6,keyasint,omitempty"`
+	Flags   uint32   `cbor:"7,keyasint,omitempty"` // open, rename, xattr flags
+	Mode    uint32   `cbor:"8,keyasint,omitempty"`
+	Handle  uint64   `cbor:"9,keyasint,omitempty"`
+	Offset  int64    `cbor:"10,keyasint,omitempty"`
+	Size    int64    `cbor:"11,keyasint,omitempty"`
+	Data    []byte   `cbor:"12,keyasint,omitempty"` // write data, symlink target, xattr value/name
+	Set     *SetAttr `cbor:"13,keyasint,omitempty"`
+	Boot    int64    `cbor:"14,keyasint,omitempty"` // the client daemon's boot id
+}
+
+// SetAttr says which attributes fs.setattr changes.
+type SetAttr struct {
+	Valid uint32 `cbor:"1,keyasint"` // SetMode | SetUID | ...
+	Mode  uint32 `cbor:"2,keyasint,omitempty"`
+	UID   uint32 `cbor:"3,keyasint,omitempty"`
+	GID   uint32 `cbor:"4,keyasint,omitempty"`
+	Size  int64  `cbor:"5,keyasint,omitempty"`
+	Atime int64  `cbor:"6,keyasint,omitempty"` // unix ns
+	Mtime int64  `cbor:"7,keyasint,omitempty"`
+}
+
+// SetAttr.Valid bits.
+const (
+	SetMode = 1 << iota
+	SetUID
+	SetGID
+	SetSize
+	SetAtime
+	SetMtime
+	SetAtimeNow
+	SetMtimeNow
+)
+
+// Open reply flags (Resp.Flags).
+const (
+	OpenKeepCache = 1 << iota // the client's cached data is current
+	OpenDirect                // concurrent write sharing: do not cache
+	DirMore                   // fs.readdir: more entries follow
+)
+
+// Resp is the result of every fs.* method.
+type Resp struct {
+	Errno   uint32     `cbor:"1,keyasint,omitempty"`
+	Attr    *Attr      `cbor:"2,keyasint,omitempty"`
+	Handle  uint64     `cbor:"3,keyasint,omitempty"`
+	Data    []byte     `cbor:"4,keyasint,omitempty"`
+	Entries []Dirent   `cbor:"5,keyasint,omitempty"`
+	Flags   uint32     `cbor:"6,keyasint,omitempty"`
+	Version uint64     `cbor:"7,keyasint,omitempty"`
+	Statfs  *Statfs    `cbor:"8,keyasint,omitempty"`
+	N       int64      `cbor:"9,keyasint,omitempty"`
+	Exports []Exported `cbor:"10,keyasint,omitempty"`
+}
+
+// Attr is a file's attributes. Ino is unique within a domain.
+type Attr struct {
+	Ino     uint64 `cbor:"1,keyasint"`
+	Mode    uint32 `cbor:"2,keyasint"`
+	Nlink   uint32 `cbor:"3,keyasint"`
+	UID     uint32 `cbor:"4,keyasint"`
+	GID     uint32 `cbor:"5,keyasint"`
+	Size    int64  `cbor:"6,keyasint"`
+	Blocks  int64  `cbor:"7,keyasint"`
+	Atime   int64  `cbor:"8,keyasint"` // unix ns
+	Mtime   int64  `cbor:"9,keyasint"`
+	Ctime   int64  `cbor:"10,keyasint"`
+	Rdev    uint32 `cbor:"11,keyasint,omitempty"`
+	Blksize uint32 `cbor:"12,keyasint,omitempty"`
+}
+
+// Dirent is one directory entry.
+type Dirent struct {
+	Name string `cbor:"1,keyasint"`
+	Ino  uint64 `cbor:"2,keyasint"`
+	Type uint8  `cbor:"3,keyasint"` // DT_* from dirent.h
+}
+
+// Statfs is a domain's file system usage.
+type Statfs struct {
+	Blocks  uint64 `cbor:"1,keyasint"`
+	Bfree   uint64 `cbor:"2,keyasint"`
+	Bavail  uint64 `cbor:"3,keyasint"`
+	Files   uint64 `cbor:"4,keyasint"`
+	Ffree   uint64 `cbor:"5,keyasint"`
+	Bsize   uint32 `cbor:"6,keyasint"`
+	NameLen uint32 `cbor:"7,keyasint"`
+	Frsize  uint32 `cbor:"8,keyasint"`
+}
+
+// Exported is one domain a host serves.
+type Exported struct {
+	Prefix string `cbor:"1,keyasint" json:"prefix"`
+	Path   string `cbor:"2,keyasint" json:"path"`
+}
+
+// Invalidate is the argument of fs.invalidate: entries whose cached names,
+// attributes and data a client must drop.
+type Invalidate struct {
+	Items []Item `cbor:"1,keyasint"`
+}
+
+// Item names one entry: Path (relative to the domain's root) in Prefix.
+type Item struct {
+	Prefix string `cbor:"1,keyasint"`
+	Path   string `cbor:"2,keyasint"`
+}
