@@ -61,13 +61,6 @@ func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Re
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t)
 	defer cancel()
 	req.Prefix = d.Prefix
-	if TraceCalls {
-		v := uint32(0)
-		if req.Set != nil {
-			v = req.Set.Valid
-		}
-		println("call", method, req.Path, req.Name, v, len(req.Data))
-	}
 	var resp Resp
 	if err := c.Call(ctx, d.Host, method, req, &resp); err != nil {
 		c.Log.Debug("fs: call failed", "server", d.Host, "method", method, "prefix", d.Prefix, "err", err)
@@ -89,8 +82,6 @@ func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Re
 func mixIno(prefix string, ino uint64) uint64 {
 	return pathIno(prefix) ^ (ino * 0x9E3779B97F4A7C15)
 }
-
-var TraceCalls bool
 
 // Errno maps any error of this package to the errno a system call returns.
 func Errno(err error) syscall.Errno {

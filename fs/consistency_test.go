@@ -36,7 +36,7 @@ func (s *sent) reset() { s.mu.Lock(); clear(s.items); s.mu.Unlock() }
 
 func consistencyServer(t *testing.T) (*Server, string, *sent) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as other users")
+		t.Fatal("these tests act as other users and need root: sudo go test ./fs/...")
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)

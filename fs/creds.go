@@ -3,8 +3,10 @@ package fs
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
-	"sync"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -32,78 +34,75 @@ func squash(c Cred) Cred {
 	return c
 }
 
-// workers run file operations on OS threads of their own: each thread has
-// its own fs struct (unshare CLONE_FS) with umask 0, so the mode a client
-// asks for is the mode it gets, and takes on the requesting user's fsuid,
-// fsgid and groups for each operation, so the kernel checks permissions as
-// that user. The threads stay locked to their goroutines for their whole
-// lives and die with them.
+// workers run file operations as the requesting user: the calling
+// goroutine locks itself to its OS thread, gives that thread the user's
+// fsuid, fsgid and groups (setfsuid, setfsgid and the raw per-thread
+// setgroups; Go's own wrappers change every thread), runs the operation,
+// so the kernel checks permissions as that user, and gives the thread the
+// daemon's own credentials back before unlocking it. (Go starts new
+// threads from a clean template thread, never from a locked one, so
+// nothing inherits the user's credentials.) A thread whose credentials
+// cannot be restored stays locked and dies with its goroutine.
+//
+// A semaphore bounds how many operations run at once. Handing each
+// operation to a dedicated thread instead costs two thread wake-ups, about
+// as much as the operation itself.
+//
+// The process's umask still applies to creations: created (below) undoes
+// it, so the mode the client's kernel computed is the mode a file gets.
 type workers struct {
-	jobs chan job
-	wg   sync.WaitGroup
-}
-
-type job struct {
-	cred Cred
-	fn   func() error
-	done chan error
+	sem    chan struct{}
+	uid    int // the daemon's own fsuid, fsgid and groups
+	gid    int
+	groups []uint32
+	umask  uint32
 }
 
 func startWorkers(n int) (*workers, error) {
-	w := &workers{jobs: make(chan job)}
-	ready := make(chan error, n)
-	for range n {
-		w.wg.Add(1)
-		go w.loop(ready)
+	gs, err := unix.Getgroups()
+	if err != nil {
+		return nil, fmt.Errorf("fs: getgroups: %w", err)
 	}
-	for range n {
-		if err := <-ready; err != nil {
-			w.stop()
-			return nil, err
-		}
+	w := &workers{sem: make(chan struct{}, n), uid: os.Geteuid(), gid: os.Getegid(), umask: readUmask()}
+	for _, g := range gs {
+		w.groups = append(w.groups, uint32(g))
 	}
 	return w, nil
 }
 
-func (w *workers) loop(ready chan<- error) {
-	defer w.wg.Done()
-	runtime.LockOSThread() // never unlocked: the thread's state is ours alone
-	if err := unix.Unshare(unix.CLONE_FS); err != nil {
-		ready <- fmt.Errorf("fs worker: unshare CLONE_FS: %w", err)
-		return
-	}
-	unix.Umask(0)
-	ready <- nil
-	for j := range w.jobs {
-		j.done <- runAs(j.cred, j.fn)
-	}
-}
+func (w *workers) stop() {}
 
-func (w *workers) stop() { close(w.jobs); w.wg.Wait() }
-
-// do runs fn as cred on a worker thread.
+// do runs fn as c.
 func (w *workers) do(ctx context.Context, c Cred, fn func() error) error {
-	j := job{cred: c, fn: fn, done: make(chan error, 1)}
 	select {
-	case w.jobs <- j:
+	case w.sem <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-j.done
+	defer func() { <-w.sem }()
+	runtime.LockOSThread()
+	err := setCred(c.Groups, int(c.GID), int(c.UID))
+	if err == nil {
+		err = fn()
+	}
+	if rerr := setCred(w.groups, w.gid, w.uid); rerr != nil {
+		return fmt.Errorf("fs: restore the daemon's credentials: %w", rerr) // the thread stays locked
+	}
+	runtime.UnlockOSThread()
+	return err
 }
 
-// runAs sets this thread's fs credentials, runs fn and restores root's.
-func runAs(c Cred, fn func() error) error {
-	if err := setgroups(c.Groups); err != nil {
+// setCred gives the calling thread fs credentials.
+func setCred(groups []uint32, gid, uid int) error {
+	if err := setgroups(groups); err != nil {
 		return fmt.Errorf("set groups: %w", err)
 	}
-	unix.Setfsgid(int(c.GID))
-	unix.Setfsuid(int(c.UID))
-	err := fn()
-	unix.Setfsuid(0)
-	unix.Setfsgid(0)
-	setgroups(nil)
-	return err
+	unix.Setfsgid(gid)
+	unix.Setfsuid(uid)
+	if cur, _ := unix.SetfsuidRetUid(-1); cur != uid {
+		return fmt.Errorf("setfsuid %d: still %d", uid, cur)
+	}
+	return nil
 }
 
 // setgroups changes the calling thread's groups only (the raw system call;
@@ -118,4 +117,29 @@ func setgroups(gs []uint32) error {
 		return e
 	}
 	return nil
+}
+
+// readUmask reads the process's umask without changing it.
+func readUmask() uint32 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return uint32(m)
+				}
+			}
+		}
+	}
+	return 0o022
+}
+
+// created gives a file this server just created (fd, any kind of
+// descriptor) the mode the client asked for, which the process's umask
+// may have narrowed. Run as the user, who owns the file.
+func (w *workers) created(fd int, mode uint32) error {
+	if mode&w.umask == 0 {
+		return nil
+	}
+	return unix.Fchmodat(unix.AT_FDCWD, procPath(fd), mode&0o7777, 0)
 }

@@ -31,12 +31,12 @@
 // utimens, xattrs) go through the descriptor already opened beneath the
 // root, never through a name.
 //
-// Permission checks are the kernel's: each operation runs on a worker
-// thread (workers) that takes the request's fsuid, fsgid and groups for it
-// (setfsuid/setfsgid and the raw per-thread setgroups), with its own fs
-// struct and umask 0 (unshare CLONE_FS) so the mode the client's kernel
-// computed is the mode created. Root is squashed to nobody (65534), as NFS
-// does.
+// Permission checks are the kernel's: each operation runs on an OS thread
+// locked for it that takes the request's fsuid, fsgid and groups
+// (setfsuid/setfsgid and the raw per-thread setgroups) and gives them back
+// after (workers). A file or directory the server creates gets the exact
+// mode the client's kernel computed (the daemon's umask undone). Root is
+// squashed to nobody (65534), as NFS does.
 //
 // # Client
 //
@@ -78,8 +78,12 @@
 // answers after at most 200 ms whether or not the kernel has finished, so
 // the server never waits long.
 //
-// Goroutines and owners: the workers (Server; ended by Stop), the notifier's
-// per-client drains (notifier.stop), the watcher's reader and adder
+// A file's write descriptor on the server is traded for a read-only one at
+// the client's close (flush) and reopened by the next write: a program
+// linked through /sprite can be executed on the server's host at once,
+// before the client's asynchronous release arrives (no ETXTBSY).
+//
+// Goroutines and owners: the notifier's per-client drains (notifier.stop), the watcher's reader and adder
 // (watcher.stop), each parallel chunk of a read or write (the call that
 // started it waits for it).
 package fs

@@ -72,7 +72,22 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	}
 	var fd int
 	err := c.as(func() (err error) {
-		fd, err = c.e.open(rel, flags, mode)
+		if flags&unix.O_CREAT == 0 {
+			fd, err = c.e.open(rel, flags, mode)
+			return err
+		}
+		// Create exclusively first, to know whether this call made the
+		// file (and owes it its exact mode) or found it.
+		fd, err = c.e.open(rel, flags|unix.O_EXCL, mode)
+		if err == unix.EEXIST && flags&unix.O_EXCL == 0 {
+			fd, err = c.e.open(rel, flags&^unix.O_CREAT, 0)
+			return err
+		}
+		if err == nil {
+			if err = c.s.w.created(fd, mode); err != nil {
+				unix.Close(fd)
+			}
+		}
 		return err
 	})
 	if err != nil {

@@ -53,7 +53,18 @@ func opGetattr(c *opCtx) (*Resp, error) {
 }
 
 func opMkdir(c *opCtx) (*Resp, error) {
-	return c.makeEntry(func(pfd int) error { return unix.Mkdirat(pfd, c.req.Name, c.req.Mode&0o7777) })
+	mode := c.req.Mode & 0o7777
+	return c.makeEntry(func(pfd int) error {
+		if err := unix.Mkdirat(pfd, c.req.Name, mode); err != nil {
+			return err
+		}
+		fd, err := c.e.openNode(joinPath(c.req.Path, c.req.Name))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return c.s.w.created(fd, mode)
+	})
 }
 
 func opSymlink(c *opCtx) (*Resp, error) {

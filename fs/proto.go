@@ -30,7 +30,26 @@ const (
 	MethodListxattr  = "fs.listxattr"
 	MethodRmxattr    = "fs.removexattr"
 	MethodInvalidate = "fs.invalidate"
+	// MethodSession is one long-lived streaming call per client and server
+	// that carries small requests (everything but reads and writes), so
+	// that each costs a message rather than a new stream.
+	MethodSession = "fs.session"
 )
+
+// SessionReq is one request inside fs.session (a Msg from the client).
+type SessionReq struct {
+	ID     uint64 `cbor:"1,keyasint"`
+	Method string `cbor:"2,keyasint"`
+	Req    Req    `cbor:"3,keyasint"`
+}
+
+// SessionResp answers the SessionReq with the same ID (a Msg from the
+// server, in any order); Err is set when the request broke the protocol.
+type SessionResp struct {
+	ID   uint64 `cbor:"1,keyasint"`
+	Resp *Resp  `cbor:"2,keyasint,omitempty"`
+	Err  string `cbor:"3,keyasint,omitempty"`
+}
 
 // Limits on what a request may carry.
 const (

@@ -20,7 +20,7 @@ type ServerConfig struct {
 	Exports []Exported // Prefix -> local Path
 	Send    Sender
 	Log     *slog.Logger
-	Workers int // OS threads running file operations (default 16)
+	Workers int // file operations running at once (default 16)
 }
 
 // Server serves this host's domains to every client host.
@@ -89,8 +89,8 @@ func (s *Server) addExport(x Exported) error {
 // Exports lists the domains this host serves.
 func (s *Server) Exports() []Exported { return s.list }
 
-// Stop ends the watcher and the notifier, closes every handle and export
-// and ends the worker threads.
+// Stop ends the watcher and the notifier and closes every handle and
+// export.
 func (s *Server) Stop() {
 	if s.watch != nil {
 		s.watch.stop()
@@ -217,5 +217,5 @@ type opCtx struct {
 	req    *Req
 }
 
-// as runs fn on a worker thread as the requesting user.
+// as runs fn as the requesting user (workers.do).
 func (c *opCtx) as(fn func() error) error { return c.s.w.do(c.ctx, c.req.Cred, fn) }

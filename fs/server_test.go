@@ -24,7 +24,7 @@ func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock()
 func testServer(t *testing.T) (*Server, string, *logBuf) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to act as other users")
+		t.Fatal("these tests act as other users and need root: sudo go test ./fs/...")
 	}
 	dir := t.TempDir()
 	os.Chmod(dir, 0o777)
@@ -216,4 +216,28 @@ func itoa(i int) string {
 		b = append([]byte{byte('0' + i%10)}, b...)
 	}
 	return string(b)
+}
+
+func TestXattrsAsUser(t *testing.T) {
+	s, dir, _ := testServer(t)
+	os.WriteFile(filepath.Join(dir, "x"), nil, 0o644)
+	os.Chown(filepath.Join(dir, "x"), 1000, 1000)
+	if r := call(t, s, MethodSetxattr, Req{Path: "x", Name: "user.color", Data: []byte("blue")}); r.Errno != 0 {
+		t.Fatalf("setxattr: %v", errno(r))
+	}
+	if r := call(t, s, MethodGetxattr, Req{Path: "x", Name: "user.color", Size: 100}); string(r.Data) != "blue" {
+		t.Fatalf("getxattr: %q %v", r.Data, errno(r))
+	}
+	if r := call(t, s, MethodGetxattr, Req{Path: "x", Name: "user.color"}); r.N != 4 {
+		t.Fatalf("getxattr size probe: %d %v", r.N, errno(r))
+	}
+	if r := call(t, s, MethodListxattr, Req{Path: "x", Size: 100}); !strings.Contains(string(r.Data), "user.color") {
+		t.Fatalf("listxattr: %q %v", r.Data, errno(r))
+	}
+	if r := call(t, s, MethodSetxattr, Req{Path: "x", Name: "user.c", Data: []byte("b"), Cred: Cred{UID: 1001, GID: 1001}}); errno(r) != syscall.EACCES {
+		t.Fatalf("bob set alice's xattr: %v", errno(r))
+	}
+	if r := call(t, s, MethodRmxattr, Req{Path: "x", Name: "user.color"}); r.Errno != 0 {
+		t.Fatalf("removexattr: %v", errno(r))
+	}
 }

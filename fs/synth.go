@@ -13,19 +13,34 @@ import (
 type HostsFunc func() []api.HostStatus
 
 // The synthetic tree /hosts/<host>/ holds one small read-only file per
-// fact about the host. Its contents are computed at each open.
-// /proc/<host>.<pid>/ and /dev/ will join it.
-func hostFiles(h api.HostStatus) map[string]string {
+// fact about the host, computed at each open from the membership (and the
+// idle database, where the daemon has one): state (up or down), activity
+// (idle, active, busy, never, unknown), load, idle_for (seconds), cpus,
+// arch, addr, version, uptime (seconds since the host's daemon started)
+// and last_seen. /proc/<host>.<pid>/ and /dev/ will join it.
+func hostFiles(h api.HostStatus, now time.Time) map[string]string {
 	seen := "never"
 	if h.LastSeen > 0 {
 		seen = time.UnixMilli(h.LastSeen).UTC().Format(time.RFC3339Nano)
 	}
+	uptime := "unknown"
+	if h.Boot > 0 && h.State == api.StateUp {
+		uptime = fmt.Sprintf("%.0f", now.Sub(time.Unix(0, h.Boot)).Seconds())
+	}
+	activity := h.Activity
+	if activity == "" {
+		activity = "unknown"
+	}
 	return map[string]string{
 		"state":     h.State + "\n",
+		"activity":  activity + "\n",
+		"load":      fmt.Sprintf("%.2f\n", h.Load),
+		"idle_for":  fmt.Sprintf("%.0f\n", h.IdleFor),
 		"cpus":      fmt.Sprintf("%g\n", h.CPUs),
 		"arch":      h.Arch + "\n",
 		"addr":      h.Addr + "\n",
 		"version":   h.Version + "\n",
+		"uptime":    uptime + "\n",
 		"last_seen": seen + "\n",
 	}
 }
@@ -52,7 +67,7 @@ func (c *Client) HostsFile(rel string) ([]byte, error) {
 	if !found {
 		return nil, syscall.ENOENT
 	}
-	s, ok := hostFiles(h)[file]
+	s, ok := hostFiles(h, time.Now())[file]
 	if !ok {
 		return nil, syscall.ENOENT
 	}
@@ -100,7 +115,7 @@ func (c *Client) hostsDir(rel string) ([]Dirent, error) {
 	if !ok {
 		return nil, syscall.ENOENT
 	}
-	for _, n := range sortedNames(hostFiles(h)) {
+	for _, n := range sortedNames(hostFiles(h, time.Now())) {
 		out = append(out, Dirent{Name: n, Ino: pathIno(base + "/" + rel + "/" + n), Type: syscall.DT_REG})
 	}
 	return out, nil

@@ -83,9 +83,9 @@ func TestCallHeader(t *testing.T) {
 	}
 	// Duplicate keys, trailing bytes and garbage are refused.
 	for name, p := range map[string][]byte{
-		"duplicate":   {0xa2, 0x01, 0x61, 'a', 0x01, 0x61, 'b'},
-		"trailing":    append(append([]byte{}, b...), 0x00),
-		"garbage":     {0xff, 0xfe},
+		"duplicate": {0xa2, 0x01, 0x61, 'a', 0x01, 0x61, 'b'},
+		"trailing":  append(append([]byte{}, b...), 0x00),
+		"garbage":   {0xff, 0xfe},
 	} {
 		if _, err := DecodeCallHeader(p); !errors.Is(err, ErrBadPayload) {
 			t.Errorf("%s: %v, want ErrBadPayload", name, err)

@@ -272,11 +272,15 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 const notes = `
 ## Where the time goes
 
-- Every FUSE request that reaches sprite is one call to the serving host:
-  one new QUIC stream (package transport; its own benchmark,
+- Every FUSE request that reaches sprite is one round trip to the serving
+  host: a message on the client's fs.session stream (metadata) or a QUIC
+  stream of its own (reads and writes; package transport, whose benchmark,
   ` + "`go run ./bench/transport`" + `, puts a unary call at about a quarter of a
   millisecond and one stream's throughput at about 200 MB/s on this
-  machine, a third of TCP+TLS). Cold sequential reads are bounded by it:
+  machine, a third of TCP+TLS). A lookup through /sprite costs about
+  0.35 ms from another host against 0.06 ms for the host's own domain,
+  so untar (about six round trips a file) is bound by the round trip,
+  and cold sequential reads by the transport's throughput:
   the kernel asks for up to 1 MiB at a time (the mount raises the FUSE
   read-ahead cap of 128 KiB to 4 MiB) and sprite splits each request into
   parallel 256 KiB calls, but both hosts and the transport's encryption

@@ -8,9 +8,13 @@
 // so /sprite is complete when it appears), mount, refresher. Stop: the
 // refresher, then the mount (no new requests), then the server.
 //
-// Goroutines: the refresher (owned by Service, ended by Stop); the server's
-// notifier and watcher (owned by fs.Server); go-fuse's loops (owned by the
-// mount).
+// Calls to other hosts: reads and writes as calls of their own, everything
+// else as messages on one fs.session per server (session.go).
+//
+// Goroutines: the refresher and one reader per session (owned by Service,
+// ended by Stop, which cancels the context the sessions live in); the
+// server's notifier and watcher (owned by fs.Server); go-fuse's loops
+// (owned by the mount). Service.mu is a leaf, as are each session's locks.
 package fsd
 
 import (
@@ -38,9 +42,12 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu    sync.Mutex
-	mount *fusefs.Mount // guarded by mu; nil until mounted
-	seen  map[string]seen
+	ctx context.Context // the service's; sessions live in it
+
+	mu       sync.Mutex
+	mount    *fusefs.Mount       // guarded by mu; nil until mounted
+	seen     map[string]seen     // guarded by mu
+	sessions map[string]*session // guarded by mu; by server host
 }
 
 // seen is what the refresher last learnt from a host.
@@ -50,7 +57,7 @@ type seen struct {
 }
 
 // New returns the service; add it with daemon.Add.
-func New() *Service { return &Service{seen: map[string]seen{}} }
+func New() *Service { return &Service{seen: map[string]seen{}, sessions: map[string]*session{}} }
 
 // Name names the service in logs.
 func (s *Service) Name() string { return "fs" }
@@ -77,9 +84,10 @@ func (s *Service) Start(ctx context.Context, d *daemon.Daemon) error {
 	s.server = srv
 	s.table = fs.NewTable(s.log)
 	s.client = &fs.Client{Table: s.table, Call: s.call, Timeout: cfg.FSTimeout.Duration, Boot: d.Self().Boot,
-		Hosts: d.Members.List, Log: s.log}
+		Hosts: (&hostsCache{socket: cfg.Socket, bare: d.Members.List}).list, Log: s.log}
 	s.register()
 	ctx, s.cancel = context.WithCancel(ctx)
+	s.ctx = ctx
 	s.refresh(ctx)
 	m, err := fusefs.MountAt(cfg.Mount, s.client, s.log)
 	if err != nil {
@@ -127,6 +135,7 @@ func (s *Service) register() {
 		return s.server.Exports(), nil
 	}))
 	s.d.Mux.Handle(fs.MethodInvalidate, rpc.Unary(s.handleInvalidate))
+	s.d.Mux.Handle(fs.MethodSession, s.serveSession)
 	s.d.Local.Handle(api.MethodExports, rpc.Unary(func(context.Context, rpc.Peer, struct{}) ([]fs.Domain, error) {
 		return s.table.List(), nil
 	}))
@@ -181,6 +190,13 @@ func (s *Service) call(ctx context.Context, host, method string, req *fs.Req, re
 	info, ok := s.d.Members.Lookup(host)
 	if !ok {
 		return fmt.Errorf("%s: host %s is down", method, host)
+	}
+	if viaSession(method) {
+		ss, err := s.sessionTo(host, info.Addr)
+		if err == nil {
+			return ss.call(ctx, method, req, resp)
+		}
+		s.log.Debug("fs: no session; one call on its own stream", "server", host, "err", err)
 	}
 	return s.d.Node.Call(ctx, host, info.Addr, method, req, resp)
 }

@@ -34,6 +34,7 @@ type Mount struct {
 	server *fuse.Server
 	root   *node
 	creds  *credCache
+	dev    uint64         // the mount's device: its FUSE connection's number
 	wg     sync.WaitGroup // pending invalidations
 }
 
@@ -80,6 +81,10 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 		srv.Unmount()
 		return nil, fmt.Errorf("mount %s: wait for the kernel: %w", dir, err)
 	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err == nil {
+		m.dev = st.Dev
+	}
 	if err := raiseReadahead(dir); err != nil {
 		log.Warn("fs: read-ahead stays at the kernel's 128 KiB; sequential reads will be slower", "dir", dir, "err", err)
 	}
@@ -101,15 +106,33 @@ func raiseReadahead(dir string) error {
 	return os.WriteFile(p, []byte(fmt.Sprint(readaheadKB)), 0o644)
 }
 
-// Unmount detaches the mount (lazily if it is busy) and waits for the
-// serving loops and pending invalidations.
+// Unmount detaches the mount and waits for the serving loops and pending
+// invalidations. A busy mount (a shell's working directory in it) is
+// detached lazily and its connection aborted, so the daemon never waits
+// for its users: they get ENOTCONN.
 func (m *Mount) Unmount() {
 	if err := m.server.Unmount(); err != nil {
-		m.log.Warn("fs: unmount busy; detaching lazily", "dir", m.dir, "err", err)
+		m.log.Warn("fs: mount busy; detaching it and aborting its connection", "dir", m.dir, "err", err)
 		unix.Unmount(m.dir, unix.MNT_DETACH)
+		if err := abortConn(m.dev); err != nil {
+			m.log.Warn("fs: could not abort the FUSE connection; waiting for the mount's last user", "err", err)
+		}
 	}
 	m.server.Wait()
 	m.wg.Wait()
+}
+
+// abortConn aborts the FUSE connection of device dev through fusectl,
+// mounting fusectl first where it is missing (a lab host's fresh sysfs).
+func abortConn(dev uint64) error {
+	const ctl = "/sys/fs/fuse/connections"
+	p := fmt.Sprintf("%s/%d/abort", ctl, unix.Minor(dev))
+	if _, err := os.Stat(p); err != nil {
+		if err := unix.Mount("fusectl", ctl, "fusectl", 0, ""); err != nil {
+			return fmt.Errorf("mount fusectl on %s: %w", ctl, err)
+		}
+	}
+	return os.WriteFile(p, []byte("1"), 0o200)
 }
 
 // Invalidate drops the kernel's cached names, attributes and data of the

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"sprite/fs"
 	"sprite/fs/posixsuite"
@@ -20,10 +21,10 @@ import (
 func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root and /dev/fuse")
+		t.Fatal("these tests mount FUSE and need root: sudo go test ./fs/...")
 	}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
+		t.Fatal("no /dev/fuse: load the fuse module (modprobe fuse)")
 	}
 	dir = t.TempDir()
 	os.Chmod(dir, 0o777)
@@ -142,5 +143,48 @@ func TestPOSIXHelper(t *testing.T) {
 		if r.Err != nil {
 			t.Errorf("%s: %v", r.Name, r.Err)
 		}
+	}
+}
+
+// A busy mount (a process's working directory inside) does not hold up
+// Unmount: the connection is aborted.
+func TestUnmountBusy(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests mount FUSE and need root: sudo go test ./fs/...")
+	}
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	srv, err := fs.NewServer(fs.ServerConfig{Host: "h1", Exports: []fs.Exported{{Prefix: "/d", Path: dir}}, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	tb := fs.NewTable(log)
+	tb.Set("h1", srv.Exports(), true)
+	c := &fs.Client{Table: tb, Log: log, Call: func(ctx context.Context, host, method string, req *fs.Req, resp *fs.Resp) error {
+		r, err := srv.Serve(ctx, host, method, req)
+		if err == nil {
+			*resp = *r
+		}
+		return err
+	}}
+	mnt := filepath.Join(t.TempDir(), "sprite")
+	m, err := MountAt(mnt, c, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sleeper := exec.Command("sleep", "60")
+	sleeper.Dir = filepath.Join(mnt, "d")
+	if err := sleeper.Start(); err != nil {
+		m.Unmount()
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	done := make(chan struct{})
+	go func() { m.Unmount(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Unmount waited for the mount's user")
 	}
 }

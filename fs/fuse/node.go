@@ -47,14 +47,7 @@ var (
 // errno is the one place errors become errno values.
 func errno(err error) syscall.Errno { return fs.Errno(err) }
 
-var traceOn bool
-
-func (n *node) path() string {
-	if traceOn {
-		println("op on", n.Path(nil))
-	}
-	return "/" + n.Path(nil)
-}
+func (n *node) path() string { return "/" + n.Path(nil) }
 
 func (n *node) child(name string) string { return path.Join(n.path(), name) }
 
