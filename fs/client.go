@@ -120,7 +120,7 @@ func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, 
 		a, err := c.hostsAttr(r.Rel)
 		return Entry{Attr: a, Kind: RouteHosts}, err
 	case RouteNone:
-		return Entry{}, syscall.ENOENT
+		return Entry{Kind: RouteNone}, syscall.ENOENT
 	}
 	if r.Rel == "" {
 		a, err := c.Getattr(ctx, cr, p, nil)
@@ -129,7 +129,7 @@ func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, 
 	d, n := splitPath(r.Rel)
 	resp, err := c.do(ctx, r.Domain, MethodLookup, &Req{Cred: cr, Path: d, Name: n})
 	if err != nil {
-		return Entry{}, err
+		return Entry{Kind: RouteDomain}, err
 	}
 	return Entry{Attr: *resp.Attr, Kind: RouteDomain}, nil
 }

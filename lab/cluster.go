@@ -84,7 +84,7 @@ func (l *Lab) startCluster(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	return l.waitNamespace(ctx)
 }
 
 // startAndAnswer starts h's daemon and waits until `sprite hosts --json`

@@ -20,6 +20,13 @@ import (
 // the server squashes, so the export is world-writable.
 func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
 	t.Helper()
+	mnt, dir, srv, _ = testMountTable(t)
+	return mnt, dir, srv
+}
+
+// testMountTable is testMount that also hands back the prefix table.
+func testMountTable(t *testing.T) (mnt, dir string, srv *fs.Server, tb *fs.Table) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests mount FUSE and need root: sudo go test ./fs/...")
 	}
@@ -35,7 +42,7 @@ func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := fs.NewTable(log)
+	tb = fs.NewTable(log)
 	tb.Set("h1", srv.Exports(), true)
 	c := &fs.Client{Table: tb, Log: log, Boot: 1,
 		Call: func(ctx context.Context, host, method string, req *fs.Req, resp *fs.Resp) error {
@@ -52,7 +59,22 @@ func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Unmount(); srv.Stop() })
-	return mnt, dir, srv
+	return mnt, dir, srv, tb
+}
+
+// TestNewDomainVisibleAfterMiss: a name looked up before its host exported
+// it must appear as soon as the prefix table has it (no negative caching
+// outside the domains).
+func TestNewDomainVisibleAfterMiss(t *testing.T) {
+	mnt, _, _, tb := testMountTable(t)
+	late := filepath.Join(mnt, "late")
+	if _, err := os.Stat(late); !os.IsNotExist(err) {
+		t.Fatalf("stat before the export: %v, want ENOENT", err)
+	}
+	tb.Set("h2", []fs.Exported{{Prefix: "/late/x", Path: "/"}}, true) // /late is then a virtual directory
+	if _, err := os.Stat(late); err != nil {
+		t.Fatalf("stat right after h2 exported /late: %v (a negative entry was cached)", err)
+	}
 }
 
 func TestMountRoundTrip(t *testing.T) {

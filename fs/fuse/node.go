@@ -81,6 +81,11 @@ func (n *node) newChild(ctx context.Context, a *fs.Attr, kind fs.RouteKind, out 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	e, err := n.m.c.Lookup(ctx, n.m.cred(ctx), n.path(), name)
 	if err != nil {
+		if e.Kind != fs.RouteDomain {
+			// Outside the domains the names come from the prefix table,
+			// which changes as hosts come and go: no negative caching.
+			out.SetEntryTimeout(time.Nanosecond)
+		}
 		return nil, errno(err)
 	}
 	return n.newChild(ctx, &e.Attr, e.Kind, out), 0
