@@ -28,6 +28,8 @@ func init() {
 // idleColumn is the IDLE column of `sprite hosts`.
 func idleColumn(h api.HostStatus) string {
 	switch {
+	case h.State == api.StateDown:
+		return "-"
 	case h.Activity == "":
 		return "?"
 	case h.Idle:

@@ -137,6 +137,9 @@ sprite ping --state /tmp/evil -c 1 10.213.0.11:7170`
 	if r.Code == 0 {
 		t.Fatalf("a host with a foreign certificate reached h1:\n%s", r.Stdout)
 	}
+	if !strings.Contains(r.Stderr, "h1 refused this host's certificate") {
+		t.Errorf("the refused host was not told why: %q", r.Stderr)
+	}
 	if log := DaemonLog("h1"); !Contains(log, "refused connection", `certificate of \"evil\" is not signed by this cluster's CA`, "10.213.0.14") {
 		t.Fatalf("h1 did not log why it refused evil:\n%s", log)
 	}

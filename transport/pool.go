@@ -137,7 +137,17 @@ func (n *Node) Call(ctx context.Context, host, addr, method string, args, reply 
 		return err
 	}
 	defer s.Done()
-	return rpc.Invoke(ctx, s, method, args, reply, n.cfg.MaxFrame)
+	return explain(host, rpc.Invoke(ctx, s, method, args, reply, n.cfg.MaxFrame))
+}
+
+// explain turns a peer's TLS refusal, which QUIC reports as a bare
+// CRYPTO_ERROR once the call is under way, into advice.
+func explain(host string, err error) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
+		return fmt.Errorf("%s refused this host's certificate (%w): is this host enrolled in the same cluster, and its certificate current? %s's daemon log says why", host, err, host)
+	}
+	return err
 }
 
 // Open starts a streaming call of method on host (at addr). The caller
