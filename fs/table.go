@@ -2,6 +2,7 @@ package fs
 
 import (
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -49,7 +50,7 @@ func (t *Table) Set(host string, ex []Exported, up bool) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.up[host] == up && sameExports(t.byHost[host], clean) {
+	if t.up[host] == up && slices.Equal(t.byHost[host], clean) {
 		return false
 	}
 	t.byHost[host], t.up[host] = clean, up
@@ -66,18 +67,6 @@ func (t *Table) SetUp(host string, up bool) bool {
 	}
 	t.up[host] = up
 	t.rebuildLocked()
-	return true
-}
-
-func sameExports(a, b []Exported) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
 	return true
 }
 

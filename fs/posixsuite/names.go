@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -179,7 +180,7 @@ func readdir10k(d string, _ Options) error {
 	if err != nil {
 		return err
 	}
-	if !equal(again, rest) {
+	if !slices.Equal(again, rest) {
 		return fmt.Errorf("after seekdir to a saved offset: %d entries, want the same %d as before", len(again), len(rest))
 	}
 	return nil
@@ -200,16 +201,4 @@ func getdents(fd, size, calls int) ([]string, error) {
 		_, _, out = unix.ParseDirent(buf[:n], -1, out)
 	}
 	return out, nil
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
