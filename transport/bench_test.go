@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"testing"
+
+	"sprite/rpc"
 	"time"
 )
 
@@ -21,4 +23,41 @@ func BenchmarkCall(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkStreamRoundTrip measures one data frame's round trip on an open
+// streaming call: the floor under BenchmarkCall without a stream per call.
+func BenchmarkStreamRoundTrip(b *testing.B) {
+	t := &testing.T{}
+	c := newCluster(t)
+	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
+	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
+	defer a.Close()
+	defer srv.Close()
+	srv.cfg.Mux.Handle("test.echo-stream", func(ctx context.Context, call *rpc.Call) error {
+		for {
+			f, err := call.Recv()
+			if err != nil {
+				return nil
+			}
+			if err := call.SendData(f.Payload); err != nil {
+				return err
+			}
+		}
+	})
+	s, err := a.Open(context.Background(), "b", srv.Addr().String(), "test.echo-stream", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := []byte("x")
+	for b.Loop() {
+		if err := s.SendData(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Recv(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.CloseSend()
+	s.Finish(nil)
 }

@@ -129,6 +129,10 @@ func render(res []result, calls, mib int) string {
 	fmt.Fprintf(&b, "# Transport benchmark: a call between two lab hosts\n\n")
 	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s): `sudo bash scripts/bench transport` (-calls %d -mib %d).\n",
 		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, calls, mib)
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "Machine load average (1, 5, 15 min) at the end: %s (a busy machine inflates every figure).\n",
+			strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 	fmt.Fprintf(&b, "h1 calls h2 across the lab bridge (veth + bridge, two network namespaces). Latency: %d sequential\n", calls)
 	fmt.Fprintf(&b, "64-byte echo calls (QUIC: one new stream per call, as sprite makes every call; TCP+TLS: one\n")
 	fmt.Fprintf(&b, "persistent connection, the same frames). Throughput: %d MiB in 256 KiB data frames over one\n", mib)
