@@ -65,8 +65,8 @@ var fsReady struct {
 	err  error
 }
 
-// WaitFS waits, once per test binary, until every host's prefix table
-// holds every host's /home, up: the lab is up before the tables are full.
+// WaitFS waits, once per test binary, until each named host's prefix table
+// holds each named host's /home, up.
 func (h *Harness) WaitFS(t *testing.T, hosts ...string) {
 	t.Helper()
 	fsReady.once.Do(func() {
@@ -78,15 +78,13 @@ func (h *Harness) WaitFS(t *testing.T, hosts ...string) {
 					Prefix string `json:"prefix"`
 					Up     bool   `json:"up"`
 				}
-				up := 0
+				up := map[string]bool{}
 				if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &rows) == nil {
 					for _, row := range rows {
-						if row.Up {
-							up++
-						}
+						up[row.Prefix] = row.Up
 					}
 				}
-				if up == len(hosts) {
+				if allHomesUp(up, hosts) {
 					break
 				}
 				if time.Now().After(deadline) {
@@ -100,6 +98,17 @@ func (h *Harness) WaitFS(t *testing.T, hosts ...string) {
 	if fsReady.err != nil {
 		t.Fatal(fsReady.err)
 	}
+}
+
+// allHomesUp reports whether up has /home/<host> up for every host: the
+// named hosts' domains, whatever else the table holds.
+func allHomesUp(up map[string]bool, hosts []string) bool {
+	for _, h := range hosts {
+		if !up["/home/"+h] {
+			return false
+		}
+	}
+	return true
 }
 
 // BuildPOSIXSuite builds sprite-posix where every lab host can run it
