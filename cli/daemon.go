@@ -11,8 +11,10 @@ import (
 
 	"sprite/daemon"
 	"sprite/fs/fsd"
+	"sprite/homenode"
 	"sprite/idle"
 	"sprite/idledb"
+	"sprite/migrate"
 )
 
 func init() {
@@ -43,10 +45,16 @@ func daemonMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	d.Add(fsd.New()) // the global namespace at cfg.Mount
+	fsSvc := fsd.New() // the global namespace at cfg.Mount
+	d.Add(fsSvc)
 	dbs := idledb.NewService()
 	d.Add(dbs)
-	d.Add(idle.NewService(dbs))
+	is := idle.NewService(dbs)
+	d.Add(is)
+	d.Add(migrate.NewExecutor(is, migrate.ExecOptions{AllowRoot: cfg.JobsAsRoot, Nice: cfg.JobNice, Idle: true}))
+	hn := homenode.New(is)
+	fsSvc.Procs = hn // /sprite/proc
+	d.Add(hn)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return d.Run(ctx)

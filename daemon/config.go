@@ -71,6 +71,16 @@ type Config struct {
 	// Owners may change this host's idle policy (`sprite idle`) besides
 	// root: user names.
 	Owners []string `toml:"owners"`
+	// JobsAsRoot lets other hosts' jobs of uid 0 run here (off: refused).
+	JobsAsRoot bool `toml:"jobs_as_root"`
+	// JobNice is the nice value of foreign jobs (default 19).
+	JobNice int `toml:"job_nice"`
+	// EvictPolicy is what this home does with its job when the job's host
+	// is reclaimed by its owner: "restart" (default), "wait" or
+	// "checkpoint"; a job's own policy (sprite mig --policy) wins.
+	EvictPolicy string `toml:"evict_policy"`
+	// EvictGrace is how long a "wait" job stays frozen before it restarts.
+	EvictGrace Duration `toml:"evict_grace"`
 }
 
 // SetDefaults fills every unset field.
@@ -102,6 +112,15 @@ func (c *Config) SetDefaults() {
 	if c.IdleLoad == "" {
 		c.IdleLoad = "proc"
 	}
+	if c.JobNice == 0 {
+		c.JobNice = 19
+	}
+	if c.EvictPolicy == "" {
+		c.EvictPolicy = "restart"
+	}
+	if c.EvictGrace.Duration == 0 {
+		c.EvictGrace.Duration = 30 * time.Second
+	}
 }
 
 // Validate checks the config and says which field is wrong.
@@ -124,6 +143,12 @@ func (c *Config) Validate() error {
 		if err := pki.ValidName(c.IdleDB); err != nil {
 			return fmt.Errorf("config idledb: %w", err)
 		}
+	}
+	if c.EvictPolicy != "restart" && c.EvictPolicy != "wait" && c.EvictPolicy != "checkpoint" {
+		return fmt.Errorf("config evict_policy %q: use \"restart\", \"wait\" or \"checkpoint\"", c.EvictPolicy)
+	}
+	if c.JobNice < 1 || c.JobNice > 19 {
+		return fmt.Errorf("config job_nice %d: use 1 to 19 (19, the default, is the lowest priority)", c.JobNice)
 	}
 	if c.IdleLoad != "proc" && c.IdleLoad != "loadavg" {
 		return fmt.Errorf("config idle_load %q: use \"proc\" or \"loadavg\"", c.IdleLoad)

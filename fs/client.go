@@ -22,13 +22,18 @@ type Caller func(ctx context.Context, host, method string, req *Req, resp *Resp)
 // Errors are syscall.Errno values, possibly wrapped: what the server's
 // kernel said, EIO when the serving host is down or does not answer within
 // Timeout, EROFS/EACCES for the synthetic parts of the tree.
+//
+// Set the fields before the first call; a Client must not be copied.
 type Client struct {
 	Table   *Table
 	Call    Caller
-	Timeout time.Duration // one call's limit (default 10s)
+	Timeout time.Duration // one call's limit (default 10s), also of a call of Procs
 	Boot    int64         // this host's daemon boot id, sent with opens
 	Hosts   HostsFunc     // the synthetic /hosts tree
+	Procs   ProcTable     // the synthetic /proc tree; nil: /proc is empty
 	Log     *slog.Logger
+
+	procs procCache // the last listing of Procs
 }
 
 // Handle is an open remote file.
@@ -42,7 +47,7 @@ type Handle struct {
 }
 
 // ErrNotRemote is returned for operations on parts of the tree no host
-// serves (the root, /home, /hosts): they are read-only.
+// serves (the root, /home, /hosts, /proc): they are read-only.
 var ErrNotRemote = syscall.EROFS
 
 // do runs method against domain d.
@@ -119,6 +124,9 @@ func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, 
 	case RouteHosts:
 		a, err := c.hostsAttr(r.Rel)
 		return Entry{Attr: a, Kind: RouteHosts}, err
+	case RouteProc:
+		a, err := c.procAttr(ctx, r.Rel)
+		return Entry{Attr: a, Kind: RouteProc}, err
 	case RouteNone:
 		return Entry{Kind: RouteNone}, syscall.ENOENT
 	}
@@ -150,6 +158,8 @@ func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Att
 		return dirAttr(p), nil
 	case RouteHosts:
 		return c.hostsAttr(r.Rel)
+	case RouteProc:
+		return c.procAttr(ctx, r.Rel)
 	case RouteNone:
 		return Attr{}, syscall.ENOENT
 	}
@@ -170,8 +180,11 @@ func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set 
 		}
 		return *resp.Attr, nil
 	}
-	r, err := c.remote(p)
-	if err != nil {
+	r := c.Table.Route(p)
+	if r.Kind == RouteProc {
+		return c.procSetattr(ctx, cr, r.Rel, set) // a shell's `> ctl`
+	}
+	if err := routeErr(r); err != nil {
 		return Attr{}, err
 	}
 	req := &Req{Cred: cr, Path: r.Rel, Set: &set}
@@ -188,13 +201,18 @@ func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set 
 // remote routes p, which must lie in a domain.
 func (c *Client) remote(p string) (Route, error) {
 	r := c.Table.Route(p)
+	return r, routeErr(r)
+}
+
+// routeErr is the error of an operation that needs a domain on route r.
+func routeErr(r Route) error {
 	switch r.Kind {
 	case RouteDomain:
-		return r, nil
+		return nil
 	case RouteNone:
-		return r, syscall.ENOENT
+		return syscall.ENOENT
 	}
-	return r, ErrNotRemote
+	return ErrNotRemote
 }
 
 // remoteChild routes the directory of a new entry.
@@ -204,8 +222,8 @@ func (c *Client) remoteChild(dir, name string) (Route, error) {
 	}
 	r := c.Table.Route(path.Join(dir, name))
 	if r.Kind != RouteDomain || r.Rel == "" {
-		if r.Kind == RouteNone {
-			return Route{}, syscall.EACCES // a new name outside every domain
+		if r.Kind == RouteNone || r.Kind == RouteProc {
+			return Route{}, syscall.EACCES // a new name outside every domain; anything in /proc
 		}
 		return Route{}, syscall.EEXIST
 	}

@@ -136,6 +136,8 @@ func (c *Client) readdir(ctx context.Context, cr Cred, p string) ([]Dirent, erro
 		return nil, syscall.ENOENT
 	case RouteHosts:
 		return c.hostsDir(r.Rel)
+	case RouteProc:
+		return c.procDir(ctx, r.Rel)
 	case RouteDomain:
 		ents, err := c.readRemoteDir(ctx, cr, r)
 		if err != nil {

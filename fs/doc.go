@@ -8,9 +8,17 @@
 // table (Table) maps every prefix to the host that serves it and whether
 // that host is up; a path belongs to the domain with the longest prefix
 // that is the path or one of its ancestors. Directories that only lead to
-// prefixes ("/", "/home") are virtual and read-only, and /hosts is the
-// synthetic tree (/hosts/<host>/state, cpus, arch, addr, version,
-// last_seen). Package fs/fsd keeps the table from every host's fs.exports
+// prefixes ("/", "/home") are virtual and read-only. /hosts and /proc are
+// synthetic trees, never cached by the kernel: /hosts/<host>/state, cpus,
+// arch, addr, version, last_seen...; and /proc/<id>/ for every remote
+// process (id "h1.1234": home host, dot, number; proc.go), from
+// Client.Procs (a ProcTable, which package homenode implements), with
+// status (mode 0400, its text computed at open; only the process's owner
+// and root may read it, checked by the core itself) and ctl (mode 0200: a
+// line "kill", "term", "int", "stop", "cont", "kill -9", "signal 15"...
+// written by the owner or root signals the process; an unknown line is
+// EINVAL). Nothing can be created, removed or renamed in either (EACCES,
+// EROFS). Package fs/fsd keeps the table from every host's fs.exports
 // and the membership: a host that goes down keeps its rows, marked down, so
 // its domain fails with EIO at once while the others work; a restarted
 // daemon is asked again. `sprite exports` prints the table.
@@ -69,8 +77,8 @@
 //
 // # Locks and goroutines
 //
-// Locks: Server.mu, notifier.mu, queue.mu and watcher.mu are leaves (no two
-// are ever held together), and none is held across a system call on a
+// Locks: Server.mu, notifier.mu, queue.mu, watcher.mu and procCache.mu
+// are leaves (no two are ever held together), and none is held across a system call on a
 // file, a call to another host or a kernel notification. Known deadlock, avoided: a server that
 // waits for a client to drop its cache while that client's kernel holds a
 // page lock for a write that waits for the same server. The client applies

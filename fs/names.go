@@ -60,7 +60,7 @@ func splitPath(p string) (dir, name string) {
 }
 
 // CheckPrefix accepts a global prefix: absolute, clean, not "/" and not
-// under /hosts (the synthetic tree).
+// under /hosts or /proc (the synthetic trees).
 func CheckPrefix(p string) error {
 	if !strings.HasPrefix(p, "/") || p == "/" {
 		return fmt.Errorf("%w: prefix %q must be an absolute path below /", errBadName, p)
@@ -68,11 +68,15 @@ func CheckPrefix(p string) error {
 	if err := checkPath(p[1:]); err != nil {
 		return fmt.Errorf("prefix %q: %w", p, err)
 	}
-	if first, _, _ := strings.Cut(p[1:], "/"); first == SynthHosts {
-		return fmt.Errorf("%w: prefix %q is inside /%s, which sprite itself serves", errBadName, p, SynthHosts)
+	if first, _, _ := strings.Cut(p[1:], "/"); first == SynthHosts || first == SynthProc {
+		return fmt.Errorf("%w: prefix %q is inside /%s, which sprite itself serves: export it under another name", errBadName, p, first)
 	}
 	return nil
 }
 
-// SynthHosts is the top-level directory of the synthetic host tree.
-const SynthHosts = "hosts"
+// The top-level directories of the synthetic trees: hosts, and remote
+// processes.
+const (
+	SynthHosts = "hosts"
+	SynthProc  = "proc"
+)

@@ -17,7 +17,8 @@ type HostsFunc func() []api.HostStatus
 // idle database, where the daemon has one): state (up or down), activity
 // (idle, active, busy, never, unknown), load, idle_for (seconds), cpus,
 // arch, addr, version, uptime (seconds since the host's daemon started)
-// and last_seen. /proc/<host>.<pid>/ and /dev/ will join it.
+// and last_seen. Its sibling /proc/<host>.<pid>/ (status, ctl) is in
+// proc.go; /dev/ will join them.
 func hostFiles(h api.HostStatus, now time.Time) map[string]string {
 	seen := "never"
 	if h.LastSeen > 0 {

@@ -113,6 +113,7 @@ const (
 	RouteDomain                   // a domain: Domain and Rel are set
 	RouteVirtual                  // a directory that only leads to prefixes ("/", "/home")
 	RouteHosts                    // the synthetic /hosts tree
+	RouteProc                     // the synthetic /proc tree
 )
 
 // Route is where a global path leads.
@@ -126,8 +127,14 @@ type Route struct {
 // Directories leading to a prefix take precedence over a domain's own
 // entries of the same name.
 func (t *Table) Route(p string) Route {
+	if p == "/" {
+		return Route{Kind: RouteVirtual} // never a prefix; leads to /hosts and /proc at least
+	}
 	if p == "/"+SynthHosts || strings.HasPrefix(p, "/"+SynthHosts+"/") {
 		return Route{Kind: RouteHosts, Rel: strings.TrimPrefix(strings.TrimPrefix(p, "/"+SynthHosts), "/")}
+	}
+	if p == "/"+SynthProc || strings.HasPrefix(p, "/"+SynthProc+"/") {
+		return Route{Kind: RouteProc, Rel: strings.TrimPrefix(strings.TrimPrefix(p, "/"+SynthProc), "/")}
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -163,8 +170,8 @@ func (t *Table) leadsToPrefixLocked(p string) bool {
 	return false
 }
 
-// Children lists the names under p that lead to prefixes (and "hosts" at
-// the root).
+// Children lists the names under p that lead to prefixes (and "hosts" and
+// "proc" at the root).
 func (t *Table) Children(p string) []string {
 	dir := p
 	if dir != "/" {
@@ -173,6 +180,7 @@ func (t *Table) Children(p string) []string {
 	seen := map[string]bool{}
 	if p == "/" {
 		seen[SynthHosts] = true
+		seen[SynthProc] = true
 	}
 	t.mu.RLock()
 	for _, d := range t.rows {

@@ -20,13 +20,16 @@ func TestRouteLongestPrefix(t *testing.T) {
 		"/proj/y":          {Kind: RouteDomain, Domain: Domain{"/proj", "h1", "/srv/proj", true, ""}, Rel: "y"},
 		"/proj/x/z":        {Kind: RouteDomain, Domain: Domain{"/proj/x", "h2", "/x", false, ""}, Rel: "z"},
 		"/hosts/h1/state":  {Kind: RouteHosts, Rel: "h1/state"},
+		"/proc":            {Kind: RouteProc},
+		"/proc/h1.12/ctl":  {Kind: RouteProc, Rel: "h1.12/ctl"},
+		"/procs":           {Kind: RouteNone},
 		"/nowhere":         {Kind: RouteNone},
 	} {
 		if got := tb.Route(p); !reflect.DeepEqual(got, want) {
 			t.Errorf("Route(%q) = %+v, want %+v", p, got, want)
 		}
 	}
-	if got := tb.Children("/"); !reflect.DeepEqual(got, []string{"home", "hosts", "proj"}) {
+	if got := tb.Children("/"); !reflect.DeepEqual(got, []string{"home", "hosts", "proc", "proj"}) {
 		t.Errorf("Children(/) = %v", got)
 	}
 	if got := tb.Children("/proj"); !reflect.DeepEqual(got, []string{"x"}) {

@@ -92,6 +92,7 @@ type Detector struct {
 	loadBusy bool                    // guarded by mu; the hysteresis latch
 	timer    *time.Timer             // guarded by mu; re-evaluates at the threshold
 	subs     map[chan State]struct{} // guarded by mu
+	onInput  []func(time.Time)       // guarded by mu; called by Touch outside mu
 	stopped  bool                    // guarded by mu; Run has ended: arm no timer
 }
 
@@ -169,14 +170,29 @@ func (d *Detector) sampleLoad(ctx context.Context) {
 	}
 }
 
-// Touch records owner input at t (the inotify reader and Hooks call it).
+// Touch records owner input at t (the inotify reader and Hooks call it),
+// then runs the OnInput functions.
 func (d *Detector) Touch(t time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if t.After(d.st.LastInput) {
 		d.st.LastInput = t
 	}
 	d.evaluateLocked(t)
+	fns := d.onInput
+	d.mu.Unlock()
+	for _, f := range fns {
+		f(t)
+	}
+}
+
+// OnInput makes f run after every owner input (the executor freezes
+// foreign work there: every input counts, not only the one that makes
+// the host active). f runs on the input reader's goroutine without the
+// detector's lock, so it must be quick and must not call back into Touch.
+func (d *Detector) OnInput(f func(time.Time)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.onInput = append(d.onInput, f)
 }
 
 // evaluateLocked recomputes the state at now, tells subscribers of a

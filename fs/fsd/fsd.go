@@ -34,6 +34,10 @@ import (
 
 // Service is the namespace's part of the daemon.
 type Service struct {
+	// Procs serves /sprite/proc (package homenode's table); set it before
+	// Start. Nil: /proc is empty.
+	Procs fs.ProcTable
+
 	d      *daemon.Daemon
 	log    *slog.Logger
 	server *fs.Server
@@ -84,7 +88,7 @@ func (s *Service) Start(ctx context.Context, d *daemon.Daemon) error {
 	s.server = srv
 	s.table = fs.NewTable(s.log)
 	s.client = &fs.Client{Table: s.table, Call: s.call, Timeout: cfg.FSTimeout.Duration, Boot: d.Self().Boot,
-		Hosts: (&hostsCache{socket: cfg.Socket, bare: d.Members.List}).list, Log: s.log}
+		Hosts: (&hostsCache{socket: cfg.Socket, bare: d.Members.List}).list, Procs: s.Procs, Log: s.log}
 	s.register()
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.ctx = ctx

@@ -15,7 +15,13 @@
 // server that sent this notification) delays, but never deadlocks, the
 // server.
 //
-// The synthetic /hosts files are computed at open and read with direct I/O.
+// The synthetic trees (/hosts, /proc) are never cached: their names and
+// attributes time out at once (a zero timeout would be go-fuse's
+// CacheTimeout), their files are computed at open and read with direct
+// I/O. A /proc/<id>/ctl file opens for writing only; each write goes to the
+// core whole (fs.Client.ProcWrite), and the truncation of a shell's
+// `echo kill > ctl` (O_CREAT|O_TRUNC: an open, then a setattr of size 0)
+// succeeds and changes nothing.
 //
 // Goroutines: go-fuse's own serving loops (owned by the Mount, ended by
 // Unmount), and one per pending invalidation batch (ends when the kernel

@@ -13,12 +13,14 @@ import (
 	"sprite/fs"
 )
 
-// file is an open file: a remote handle, or the contents of a synthetic
-// file computed at open.
+// file is an open file: a remote handle, the contents of a synthetic
+// file computed at open, or a /proc ctl file.
 type file struct {
 	m     *Mount
 	h     *fs.Handle
 	synth []byte
+	ctl   string      // the path below /proc of a ctl file open for writing
+	cred  fs.Cred     // who opened the ctl file
 	dirty atomic.Bool // written since the last flush
 }
 
@@ -44,6 +46,20 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, errno(err)
 		}
 		return &file{m: n.m, synth: b}, fuse.FOPEN_DIRECT_IO, 0
+	}
+	if rel, ok := strings.CutPrefix(p, "/"+fs.SynthProc+"/"); ok {
+		// A status file's text is computed now, for the opener; a
+		// ctl file (open for writing) hands each write to the core.
+		cr := n.m.cred(ctx)
+		b, err := n.m.c.ProcOpen(ctx, cr, rel, flags)
+		if err != nil {
+			return nil, 0, errno(err)
+		}
+		f := &file{m: n.m, synth: b}
+		if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+			f.ctl, f.cred = rel, cr
+		}
+		return f, fuse.FOPEN_DIRECT_IO, 0
 	}
 	h, _, err := n.m.c.Open(ctx, n.m.cred(ctx), p, flags)
 	if err != nil {
@@ -92,6 +108,13 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if f.ctl != "" {
+		n, err := f.m.c.ProcWrite(ctx, f.cred, f.ctl, data)
+		if err != nil {
+			return 0, errno(err)
+		}
+		return uint32(n), 0
+	}
 	if f.h == nil {
 		return 0, syscall.EBADF
 	}

@@ -27,6 +27,12 @@ func testMount(t *testing.T) (mnt, dir string, srv *fs.Server) {
 // testMountTable is testMount that also hands back the prefix table.
 func testMountTable(t *testing.T) (mnt, dir string, srv *fs.Server, tb *fs.Table) {
 	t.Helper()
+	return testMountWith(t, nil)
+}
+
+// testMountWith is testMountTable with setup(client) run before the mount.
+func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *fs.Server, tb *fs.Table) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests mount FUSE and need root: sudo go test ./fs/...")
 	}
@@ -52,6 +58,9 @@ func testMountTable(t *testing.T) (mnt, dir string, srv *fs.Server, tb *fs.Table
 			}
 			return err
 		}}
+	if setup != nil {
+		setup(c)
+	}
 	mnt = filepath.Join(t.TempDir(), "sprite")
 	m, err = MountAt(mnt, c, log)
 	if err != nil {
@@ -80,7 +89,7 @@ func TestNewDomainVisibleAfterMiss(t *testing.T) {
 func TestMountRoundTrip(t *testing.T) {
 	mnt, dir, _ := testMount(t)
 	ents, err := os.ReadDir(mnt)
-	if err != nil || len(ents) != 2 || ents[0].Name() != "d" || ents[1].Name() != "hosts" {
+	if err != nil || len(ents) != 3 || ents[0].Name() != "d" || ents[1].Name() != "hosts" || ents[2].Name() != "proc" {
 		t.Fatalf("root: %v %v", ents, err)
 	}
 	data := bytes.Repeat([]byte("0123456789abcdef"), 300000) // 4.8 MB: many 1 MiB writes

@@ -17,7 +17,8 @@ import (
 // sits in go-fuse's tree.
 type node struct {
 	gofs.Inode
-	m *Mount
+	m    *Mount
+	kind fs.RouteKind // what served it when it was looked up
 
 	mu      sync.Mutex
 	version uint64 // guarded by mu; the file's version at its last open here
@@ -68,14 +69,25 @@ func ts(ns int64) *time.Time {
 	return &t
 }
 
-// newChild makes the inode for an entry the server described.
+// uncached says whether the kernel must ask again each time for names and
+// attributes of this kind: the synthetic trees change under it (hosts come
+// and go, processes start and end) and tell it nothing.
+func uncached(kind fs.RouteKind) bool { return kind == fs.RouteHosts || kind == fs.RouteProc }
+
+// noCache is the shortest timeout the kernel honours; go-fuse replaces a
+// zero with the mount's CacheTimeout.
+const noCache = time.Nanosecond
+
+// newChild makes the inode for an entry the server described. Entries of
+// the domains and the virtual directories leading to them ("/home") keep
+// CacheTimeout; the synthetic trees' are not cached.
 func (n *node) newChild(ctx context.Context, a *fs.Attr, kind fs.RouteKind, out *fuse.EntryOut) *gofs.Inode {
 	fillAttr(a, &out.Attr)
-	if kind != fs.RouteDomain {
-		out.SetEntryTimeout(0)
-		out.SetAttrTimeout(0)
+	if uncached(kind) {
+		out.SetEntryTimeout(noCache)
+		out.SetAttrTimeout(noCache)
 	}
-	return n.NewInode(ctx, &node{m: n.m}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
+	return n.NewInode(ctx, &node{m: n.m, kind: kind}, gofs.StableAttr{Mode: a.Mode & syscall.S_IFMT, Ino: a.Ino})
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
@@ -101,6 +113,9 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 		return errno(err)
 	}
 	fillAttr(&a, &out.Attr)
+	if uncached(n.kind) {
+		out.SetTimeout(noCache)
+	}
 	return 0
 }
 
@@ -143,6 +158,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		return errno(err)
 	}
 	fillAttr(&a, &out.Attr)
+	if uncached(n.kind) {
+		out.SetTimeout(noCache)
+	}
 	return 0
 }
 
