@@ -49,6 +49,9 @@ type Result struct {
 // Run runs sprite with args on this machine (for `lab ...`).
 func (h *Harness) Run(ctx context.Context, args ...string) Result {
 	cmd := exec.CommandContext(ctx, h.Bin, args...)
+	// A command that leaves a child holding its output (a test's stray
+	// background job) must not hang the test past its context.
+	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

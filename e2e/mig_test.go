@@ -163,14 +163,14 @@ func TestMigSignalsReachTheJob(t *testing.T) {
 		t.Fatalf("SIGINT to sprite mig -- sleep 100: %q after %v", out, time.Since(start))
 	}
 	// Job control: a stopped sprite mig stops its job; fg resumes it.
-	tc := lab.MustSh(t, "h1", "alice", "cd "+proj+` && (sprite mig --host h3 -- sleep 4545 & p=$!; sleep 1; kill -TSTP $p; sleep 0.5; echo home $(ps -o stat= -p $p)) && sleep 0.1`)
+	tc := lab.MustSh(t, "h1", "alice", "cd "+proj+` && (sprite mig --host h3 -- sleep 4545 </dev/null >/dev/null 2>&1 & p=$!; sleep 1; kill -TSTP $p; sleep 0.5; echo home $(ps -o stat= -p $p)) && sleep 0.1`)
 	if !strings.HasPrefix(tc, "home T") {
 		t.Fatalf("sprite mig after SIGTSTP: %q", tc)
 	}
 	if st := lab.MustSh(t, "h3", "", "ps -o stat= -p $(pgrep -f '^sleep 4545')"); !strings.HasPrefix(st, "T") {
 		t.Fatalf("the job on h3 after SIGTSTP at home is in state %q", st)
 	}
-	lab.MustSh(t, "h1", "", "pkill -CONT -f 'sprite mig --host h3 -- sleep 4545'")
+	lab.MustSh(t, "h1", "", "pkill -CONT -f '^sprite mig --host h3 -- sleep 4545'")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st := lab.MustSh(t, "h3", "", "ps -o stat= -p $(pgrep -f '^sleep 4545')")
@@ -182,7 +182,7 @@ func TestMigSignalsReachTheJob(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	lab.MustSh(t, "h1", "", "pkill -TERM -f 'sprite mig --host h3 -- sleep 4545'")
+	lab.MustSh(t, "h1", "", "pkill -TERM -f '^sprite mig --host h3 -- sleep 4545'")
 	// A trap on the target sees each signal sent at home.
 	trap := `for s in TERM HUP USR1 USR2 QUIT; do trap "echo got $s" $s; done; echo ready; i=0; while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done`
 	out = lab.MustSh(t, "h1", "alice", "cd "+proj+` && (sprite mig --host h3 -- sh -c '`+trap+`' > sig.out &  p=$!; `+

@@ -194,12 +194,14 @@ func (e *Executor) exec(ctx context.Context, c *rpc.Call) error {
 	e.foreign()
 	defer e.forget(j)
 
+	t0 := time.Now()
 	r, err := e.startJob(j)
 	if err != nil {
 		return rpc.Errorf(wire.CodeError, "%v", err)
 	}
 	defer r.close()
-	e.log.Info("foreign job started", "id", s.ID, "home", s.Home, "user", s.User, "pid", j.pid, "argv", argvString(s.Argv))
+	e.log.Info("foreign job started", "id", s.ID, "home", s.Home, "user", s.User, "pid", j.pid, "argv", argvString(s.Argv),
+		"setup", time.Since(t0).Round(time.Microsecond))
 	out := j.out
 	if err := out.send(Event{Kind: EventStarted, ID: s.ID, Host: e.d.Self().Name, PID: j.pid}); err != nil {
 		e.lost(j, "its home went away")
@@ -250,10 +252,15 @@ func (e *Executor) forget(j *job) {
 	e.foreign()
 	e.gone(j.spec.ID)
 	if j.cg != nil {
-		j.cg.Kill()
-		if err := j.cg.Remove(); err != nil {
-			e.log.Warn("remove job cgroup", "id", j.spec.ID, "err", err)
-		}
+		// Off the job's reply path: the home has its exit already.
+		e.wg.Go(func() {
+			if pids, _ := j.cg.Pids(); len(pids) > 0 {
+				j.cg.Kill()
+			}
+			if err := j.cg.Remove(); err != nil {
+				e.log.Warn("remove job cgroup", "id", j.spec.ID, "err", err)
+			}
+		})
 	}
 }
 
