@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -17,8 +18,31 @@ const (
 	cfsPeriodUs  = 100000
 	minQuotaUs   = 1000
 	cgroupV1Path = cgroupRoot + "/cpu/" + cgroupName
-	cgroupV2Path = cgroupRoot + "/" + cgroupName
+	// cgroupV1Freezer is the lab's parent in the v1 freezer hierarchy:
+	// each host is in freezer:/sprite-lab/hI too, so that its daemon's
+	// job cgroups (migrate.Cgroups) nest under its host.
+	cgroupV1Freezer = cgroupRoot + "/freezer/" + cgroupName
+	cgroupV2Path    = cgroupRoot + "/" + cgroupName
 )
+
+// labCgroupRoots are the lab's parent cgroups in every hierarchy it uses.
+var labCgroupRoots = []string{cgroupV1Path, cgroupV1Freezer, cgroupV2Path}
+
+// freezerV1 reports whether the v1 freezer hierarchy is mounted.
+func freezerV1() bool {
+	_, err := os.Stat(cgroupRoot + "/freezer/cgroup.procs")
+	return err == nil
+}
+
+// freezerPeer returns the freezer cgroup matching a v1 cpu cgroup dir, ""
+// on v2, without a freezer hierarchy or for a dir outside the lab's.
+func freezerPeer(dir string) string {
+	rest, ok := strings.CutPrefix(dir, cgroupV1Path)
+	if !ok || cgroupV2() || !freezerV1() {
+		return ""
+	}
+	return cgroupV1Freezer + rest
+}
 
 // cgroupV2 reports whether the machine runs the unified hierarchy (cgroup
 // v2) at /sys/fs/cgroup. A v1 machine may have an empty cgroup2 elsewhere
@@ -45,12 +69,18 @@ func quotaUs(cpus float64) (int64, error) {
 	return q, nil
 }
 
-// setupCgroupParent creates the lab's parent cgroup; on v2, for a quota, it
-// enables the cpu controller for the children on the way down.
+// setupCgroupParent creates the lab's parent cgroup (on v1 in the cpu and,
+// where mounted, the freezer hierarchy); on v2, for a quota, it enables the
+// cpu controller for the children on the way down.
 func setupCgroupParent(cpus float64) (string, error) {
 	p := labCgroup()
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		return "", fmt.Errorf("create cgroup %s: %w", p, err)
+	}
+	if f := freezerPeer(p); f != "" {
+		if err := os.MkdirAll(f, 0o755); err != nil {
+			return "", fmt.Errorf("create cgroup %s: %w", f, err)
+		}
 	}
 	if !cgroupV2() || cpus <= 0 {
 		return p, nil
@@ -64,11 +94,17 @@ func setupCgroupParent(cpus float64) (string, error) {
 	return p, nil
 }
 
-// createHostCgroup makes the host's cgroup and sets its quota (cpus > 0).
+// createHostCgroup makes the host's cgroup (v1: cpu and freezer) and sets
+// its quota (cpus > 0). It returns the cpu (v1) or unified (v2) one.
 func createHostCgroup(parent, name string, cpus float64) (string, error) {
 	dir := filepath.Join(parent, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create cgroup %s: %w", dir, err)
+	}
+	if f := freezerPeer(dir); f != "" {
+		if err := os.MkdirAll(f, 0o755); err != nil {
+			return "", fmt.Errorf("create cgroup %s: %w", f, err)
+		}
 	}
 	if cpus <= 0 {
 		return dir, nil
@@ -93,30 +129,58 @@ func writeCg(dir, file, val string) error {
 	return nil
 }
 
-// joinCgroup moves process pid (all its threads) into cgroup dir.
+// joinCgroup moves process pid (all its threads) into cgroup dir and, for
+// a v1 cpu cgroup of the lab, into its peer in the freezer hierarchy (where
+// that exists: a lab made before hosts had one has none).
 func joinCgroup(dir string, pid int) error {
 	if dir == "" {
 		return nil
 	}
-	return writeCg(dir, "cgroup.procs", strconv.Itoa(pid))
+	if err := writeCg(dir, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+		return err
+	}
+	if f := freezerPeer(dir); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			return writeCg(f, "cgroup.procs", strconv.Itoa(pid))
+		}
+	}
+	return nil
 }
 
-// labCgroupDirs lists existing lab cgroups, v1 and v2, children first.
+// labCgroupDirs lists existing lab cgroups, v1 (cpu, freezer) and v2,
+// nested ones included (the job cgroups of the hosts' daemons), children
+// before their parents.
 func labCgroupDirs() []string {
 	var dirs []string
-	for _, p := range []string{cgroupV1Path, cgroupV2Path} {
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			if e.IsDir() {
-				dirs = append(dirs, filepath.Join(p, e.Name()))
+	for _, p := range labCgroupRoots {
+		var tree []string
+		_ = filepath.WalkDir(p, func(path string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // gone meanwhile, or p does not exist
 			}
+			if e.IsDir() {
+				tree = append(tree, path)
+			}
+			return nil
+		})
+		for i := len(tree) - 1; i >= 0; i-- { // walk order is parents first
+			dirs = append(dirs, tree[i])
 		}
-		dirs = append(dirs, p)
 	}
 	return dirs
+}
+
+// thawCgroups thaws every lab cgroup (v1 freezer.state, v2 cgroup.freeze):
+// a process frozen by a host's daemon does not die of SIGKILL on v1 until
+// it is thawed. Best effort: a cgroup may be gone meanwhile.
+func thawCgroups() {
+	for _, d := range labCgroupDirs() {
+		if strings.HasPrefix(d, cgroupV1Freezer) {
+			_ = os.WriteFile(filepath.Join(d, "freezer.state"), []byte("THAWED"), 0)
+		} else if strings.HasPrefix(d, cgroupV2Path) && d != cgroupV2Path {
+			_ = os.WriteFile(filepath.Join(d, "cgroup.freeze"), []byte("0"), 0)
+		}
+	}
 }
 
 // cgroupPids lists the processes in the lab's cgroups.

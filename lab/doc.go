@@ -24,7 +24,9 @@
 //	/var/lib/sprite-lab/hosts/hI/console.sock where Type sends keys
 //	bridge sprite0 10.213.0.1/24; veth sprite-hI <-> eth0 (10.213.0.(10+I)/24) in hI
 //	netns registered as sprite-hI (`ip netns`), so `ip -n sprite-hI ...` works
-//	cgroup v1 /sys/fs/cgroup/cpu/sprite-lab/hI, v2 /sys/fs/cgroup/sprite-lab/hI
+//	cgroup v1 /sys/fs/cgroup/cpu/sprite-lab/hI and /sys/fs/cgroup/freezer/sprite-lab/hI,
+//	v2 /sys/fs/cgroup/sprite-lab/hI; a host's daemon makes its job cgroups
+//	below its host's (hI/sprite-jobs/<job id>, see migrate.Cgroups)
 //
 // The binaries are copied because the original often lives under /tmp or
 // /home, which every host overmounts. Commands in a host run with
@@ -41,7 +43,7 @@
 // the bind mounts, tmpfs on /run/sprite and /dev/shm, a new devpts instance on
 // /dev/pts with /dev/pts/ptmx bound over /dev/ptmx, a fresh sysfs on /sys
 // (with the machine's /sys/fs/cgroup bound back in; best effort) and sets its
-// hostname. Meanwhile the parent puts it into its cgroup and wires its
+// hostname. Meanwhile the parent puts it into its cgroups and wires its
 // network, then writes "go". Only after "go" does the init start anything,
 // so every process of the host is in the host's cgroup. If Up dies before
 // that, the init reads EOF instead and exits. After "go" the init opens the
@@ -63,7 +65,7 @@
 //	nsenter -t INIT -n -m -u -- sprite lab _run --cgroup C --user U -- CMD...
 //
 // nsenter enters the host's network, mount and UTS namespaces and execs _run
-// (without -p it does not fork). _run joins the host's cgroup, so commands
+// (without -p it does not fork). _run joins the host's cgroups, so commands
 // run from the machine are CPU-limited like the host's own processes, and
 // enters the host's PID namespace for its children (setns on a locked
 // thread; a Go program cannot enter a mount namespace, but it can this). It
@@ -113,14 +115,17 @@
 // Down does not trust state.json alone, because a lab up may have died half
 // way. It kills (SIGKILL) every process whose argv is `… lab _hostinit …`, the
 // pids in state.json, every process still in a sprite-h* netns (`ip netns
-// pids`) and in a lab cgroup; waits until they are gone (zombies count as
-// gone); deletes every netns named sprite-h*, every link named sprite-h* and
-// sprite0; removes the lab cgroups (v1 and v2 paths); detaches any mount on
-// the machine under /var/lib/sprite-lab or /run/netns/sprite-h*; and removes
-// state.json, bin/ and (unless keep) hosts/. Every step tolerates what is
-// already gone, so Down is idempotent and works without a state file. A
-// failed Up calls Down with keep, so the logs it points at survive. Down
-// never kills its own ancestors (a test that entered a lab netns).
+// pids`) and in a lab cgroup or one nested in it (a job cgroup a killed
+// daemon left), thawing frozen cgroups meanwhile (a frozen v1 process dies
+// only once thawed); waits until they are gone (zombies count as gone);
+// deletes every netns named sprite-h*, every link named sprite-h* and
+// sprite0; removes the lab cgroups, nested ones first (v1 cpu and freezer,
+// and v2 paths); detaches any mount on the machine under /var/lib/sprite-lab
+// or /run/netns/sprite-h*; and removes state.json, bin/ and (unless keep)
+// hosts/. Every step tolerates what is already gone, so Down is idempotent
+// and works without a state file. A failed Up calls Down with keep, so the
+// logs it points at survive. Down never kills its own ancestors (a test that
+// entered a lab netns).
 //
 // There is one lab per machine. Up and Down serialise on
 // /run/sprite-lab.lock; whoever runs a series of lab commands (a test run)

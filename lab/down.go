@@ -54,7 +54,8 @@ func down(_ context.Context, keep bool) error {
 
 // killHosts kills every process of the lab and waits until they are gone:
 // the host inits (by state.json and by argv), whatever else is still in a
-// lab netns, and whatever is in a lab cgroup.
+// lab netns, and whatever is in a lab cgroup or a cgroup nested in one (a
+// job of a host's daemon), thawing frozen ones first.
 func killHosts() error {
 	pids := map[int]bool{}
 	if l, err := Load(); err == nil {
@@ -83,7 +84,24 @@ func killHosts() error {
 		}
 	}
 	sort.Ints(list)
-	if err := killAndWait(list, killTimeout); err != nil {
+	// A frozen process dies only once thawed (v1), and a daemon may
+	// freeze a job until it is dead itself: thaw until all are gone.
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			thawCgroups()
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	err := killAndWait(list, killTimeout)
+	close(stop)
+	<-stopped
+	if err != nil {
 		return fmt.Errorf("kill hosts: %w", err)
 	}
 	return nil

@@ -193,7 +193,7 @@ func assertNoLab(t *testing.T) {
 	for _, pid := range hostInitPids() {
 		t.Errorf("host init process %d is left", pid)
 	}
-	for _, d := range []string{"/sys/fs/cgroup/cpu/sprite-lab", "/sys/fs/cgroup/sprite-lab"} {
+	for _, d := range []string{"/sys/fs/cgroup/cpu/sprite-lab", "/sys/fs/cgroup/freezer/sprite-lab", "/sys/fs/cgroup/sprite-lab"} {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("cgroup %s is left", d)
 		}
@@ -263,6 +263,7 @@ func TestLab(t *testing.T) {
 	t.Run("CPUQuota", func(t *testing.T) { testCPUQuota(t, l) })
 	t.Run("NoMountLeak", func(t *testing.T) { testNoMountLeak(t) })
 	t.Run("UpTwice", func(t *testing.T) { testUpTwice(t) })
+	t.Run("LeftJobCgroup", func(t *testing.T) { testLeftJobCgroup(t) })
 	t.Run("DeadHost", func(t *testing.T) { testDeadHost(t, l) })
 }
 
@@ -567,8 +568,48 @@ func testCPUQuota(t *testing.T, l *lab.Lab) {
 	if !strings.Contains("\n"+string(procs), "\n"+strconv.Itoa(h.InitPID)+"\n") {
 		t.Errorf("h1's init %d is not in %s: %q", h.InitPID, h.Cgroup, procs)
 	}
-	if cg := in(t, "h1", "alice", "cat", "/proc/self/cgroup"); !strings.Contains(cg, "sprite-lab/h1") {
+	cg := in(t, "h1", "alice", "cat", "/proc/self/cgroup")
+	if !strings.Contains(cg, "sprite-lab/h1") {
 		t.Errorf("a command run in h1 is not in h1's cgroup:\n%s", cg)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/freezer/cgroup.procs"); err == nil && !strings.Contains(cg, ":freezer:/sprite-lab/h1\n") {
+		t.Errorf("a command run in h1 is not in h1's freezer cgroup:\n%s", cg)
+	}
+	procs, _ = os.ReadFile("/sys/fs/cgroup/freezer/sprite-lab/h1/cgroup.procs")
+	if file == "cpu.cfs_quota_us" && !strings.Contains("\n"+string(procs), "\n"+strconv.Itoa(h.InitPID)+"\n") {
+		t.Errorf("h1's init %d is not in freezer:/sprite-lab/h1: %q", h.InitPID, procs)
+	}
+}
+
+// testLeftJobCgroup leaves what a killed daemon leaves in h2: a nested job
+// cgroup with a frozen process in it. lab down (upLab's cleanup) must kill
+// it and remove the cgroups (assertNoLab).
+func testLeftJobCgroup(t *testing.T) {
+	script := `set -e
+if [ -e /sys/fs/cgroup/cgroup.controllers ]; then
+	dirs=/sys/fs/cgroup/sprite-lab/h2/sprite-jobs/h2.77
+else
+	dirs="/sys/fs/cgroup/cpu/sprite-lab/h2/sprite-jobs/h2.77 /sys/fs/cgroup/freezer/sprite-lab/h2/sprite-jobs/h2.77"
+fi
+for d in $dirs; do mkdir -p $d/inner; done
+sh -c "for d in $dirs; do echo \$\$ > \$d/cgroup.procs; done; exec sleep 1000" </dev/null >/dev/null 2>&1 &
+sleep 0.2
+for d in $dirs; do
+	if [ -e $d/freezer.state ]; then echo FROZEN > $d/freezer.state; fi
+	if [ -e $d/cgroup.freeze ]; then echo 1 > $d/cgroup.freeze; fi
+	cat $d/cgroup.procs
+done`
+	pids := strings.Fields(in(t, "h2", "root", "sh", "-c", script))
+	if len(pids) == 0 {
+		t.Fatal("no process in the nested job cgroup")
+	}
+	want, dir := "FROZEN", "/sys/fs/cgroup/freezer/sprite-lab/h2/sprite-jobs/h2.77"
+	file := dir + "/freezer.state"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		want, file = "frozen 1", "/sys/fs/cgroup/sprite-lab/h2/sprite-jobs/h2.77/cgroup.events"
+	}
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), want) {
+		t.Errorf("%s = %q, %v; want %s", file, b, err, want)
 	}
 }
 

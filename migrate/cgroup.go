@@ -601,7 +601,7 @@ func (j *JobCgroup) kill(timeout time.Duration) error {
 			if err := j.setFrozen(false, freezeTimeout); err != nil {
 				return err
 			}
-			_ = j.thawNested
+			j.thawNested()
 		}
 		if len(pids) == 0 || frozen {
 			// Frozen, nothing could fork between listing and killing.

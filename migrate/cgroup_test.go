@@ -200,7 +200,15 @@ func ticker(t *testing.T, j *JobCgroup) (*exec.Cmd, <-chan string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// Thawed first: a frozen process would not die (v1).
+		if j.c.CanFreeze() {
+			_ = j.Thaw()
+			j.thawNested()
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
 	for _, p := range j.Procs() {
 		if err := os.WriteFile(p, []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
 			t.Fatal(err)

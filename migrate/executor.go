@@ -42,6 +42,8 @@ type Executor struct {
 	stopping  bool            // guarded by mu; set by Stop
 	evictions []Eviction      // guarded by mu; the latest maxEvictions
 
+	spares chan *spare        // job inits started ahead of need (keepSpares fills it)
+	refill chan struct{}      // asks keepSpares for more
 	criu   atomic.Value       // string: why checkpoints are unavailable ("" while probing)
 	cancel context.CancelFunc // ends watchOwner and the probe
 	wg     sync.WaitGroup     // watchOwner, the probe, eviction notices
@@ -75,7 +77,7 @@ type job struct {
 
 // NewExecutor makes the executor; is is the daemon's idle service.
 func NewExecutor(is *idle.Service, opts ExecOptions) *Executor {
-	return &Executor{idle: is, opts: opts, jobs: map[string]*job{}}
+	return &Executor{idle: is, opts: opts, jobs: map[string]*job{}, spares: make(chan *spare, spares), refill: make(chan struct{}, 1)}
 }
 
 // Name is "migrate".
@@ -94,7 +96,10 @@ func (e *Executor) Start(ctx context.Context, d *daemon.Daemon) error {
 		e.log.Warn("foreign jobs run without their own cgroups: eviction stops them with SIGSTOP", "err", err)
 	} else {
 		e.cg = cg
-		e.sweep()
+		// Jobs a killed daemon left running: their homes have rerun them.
+		if err := cg.Cleanup(); err != nil {
+			e.log.Warn("could not clean up the jobs of the previous daemon", "err", err)
+		}
 	}
 	d.Mux.Handle(MethodExec, e.exec)
 	d.Mux.Handle(MethodSignal, rpc.Unary(e.signal))
@@ -104,6 +109,7 @@ func (e *Executor) Start(ctx context.Context, d *daemon.Daemon) error {
 	d.Local.Handle(MethodLocalEvictions, rpc.Unary(e.evictionsLocal))
 	ctx, e.cancel = context.WithCancel(ctx)
 	e.wg.Go(func() { e.criu.Store(probeCheckpoint(ctx)) })
+	e.wg.Go(func() { e.keepSpares(ctx.Done()) })
 	if e.idle != nil && e.idle.Detector() != nil {
 		det := e.idle.Detector()
 		det.OnInput(e.onInput)

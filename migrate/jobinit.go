@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -122,7 +123,7 @@ func startJobInit(self string, ji JobInit, stdin, stdout, stderr *os.File) (*exe
 	cmd := &exec.Cmd{
 		Path:       self,
 		Args:       []string{self, JobInitCommand},
-		Env:        []string{},
+		Env:        jobInitEnv,
 		Dir:        "/",
 		Stdin:      stdin,
 		Stdout:     stdout,
@@ -160,6 +161,9 @@ func RunJobInit() error {
 	runtime.LockOSThread()
 	sigs := make(chan os.Signal, len(resetSignals))
 	signal.Notify(sigs, resetSignals...)
+	if slices.Contains(os.Args[1:], spareArg) {
+		return runSpare(sigs)
+	}
 	status := os.NewFile(statusFD, "status")
 	if _, err := unix.FcntlInt(statusFD, unix.F_GETFD, 0); err != nil {
 		status = os.Stderr
@@ -176,6 +180,11 @@ func runJobInit(sigs <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
+	return setupAndExec(ji, sigs)
+}
+
+// setupAndExec sets the job up as JobInit says and execs it.
+func setupAndExec(ji JobInit, sigs <-chan os.Signal) error {
 	host, _ := os.Hostname()
 	s := &ji.Spec
 	if len(s.Argv) == 0 || s.Argv[0] == "" {

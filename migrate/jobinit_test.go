@@ -54,6 +54,18 @@ type jobResult struct {
 	exit           error // from Wait
 }
 
+// viaSpare makes runJob start its jobs through a spare job init (started
+// ahead of the job, given its config and stdio over a socket).
+var viaSpare bool
+
+// TestSpareJobInit runs the identity and error cases through spares.
+func TestSpareJobInit(t *testing.T) {
+	viaSpare = true
+	defer func() { viaSpare = false }()
+	t.Run("identity", TestJobInitIdentity)
+	t.Run("errors", TestJobInitErrors)
+}
+
 // runJob starts ji with pipes and waits for it; a setup error is returned.
 func runJob(t *testing.T, ji JobInit) (jobResult, error) {
 	t.Helper()
@@ -69,7 +81,16 @@ func runJob(t *testing.T, ji JobInit) (jobResult, error) {
 	errR, errW, _ := os.Pipe()
 	defer outR.Close()
 	defer errR.Close()
-	cmd, err := StartJobInit(os.Args[0], ji, devnull, outW, errW)
+	var cmd *exec.Cmd
+	if viaSpare {
+		sp, serr := startSpare(os.Args[0])
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		cmd, err = sp.run(ji, devnull, outW, errW)
+	} else {
+		cmd, err = StartJobInit(os.Args[0], ji, devnull, outW, errW)
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {

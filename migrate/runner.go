@@ -47,7 +47,7 @@ func (e *Executor) startJob(j *job) (*runner, error) {
 	if j.home { // the home's own job: its own files, its own priority
 		ji.Spec.Mounts, ji.Nice, ji.Idle = nil, 0, false
 	}
-	cmd, err := StartJobInit(e.self, ji, in, out, errw)
+	cmd, err := e.jobInit(ji, in, out, errw)
 	for _, f := range []*os.File{in, out, errw} {
 		if f != nil {
 			f.Close() // the child's ends
