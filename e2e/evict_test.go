@@ -23,7 +23,7 @@ func itoa(n int) string {
 }
 
 // waitOn waits until alice's job with command cmd runs on host.
-func waitOn(t *testing.T, cmd, host string) map[string]any {
+func waitOn(t *testing.T, cmd, host string, s ...*Stream) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	var last []map[string]any
@@ -36,7 +36,17 @@ func waitOn(t *testing.T, cmd, host string) map[string]any {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("no job %q on %s in h1's sprite ps: %v", cmd, host, last)
+	var said []string
+	for _, st := range s { // what the command said instead
+		for len(said) < 20 {
+			l, err := st.Next(100*time.Millisecond, func(Line) bool { return true })
+			if err != nil {
+				break
+			}
+			said = append(said, l.Text)
+		}
+	}
+	t.Fatalf("no job %q on %s in h1's sprite ps: %v; the command said %q", cmd, host, last, said)
 	return nil
 }
 
@@ -66,7 +76,7 @@ func TestEvictRestartOnOwnerInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopJob(s, "h2", "sh -c i=0")
-	j := waitOn(t, "sh -c "+job, "h2")
+	j := waitOn(t, "sh -c "+job, "h2", s)
 	before := len(evictions(t, "h2"))
 	if r := lab.Run(t.Context(), "lab", "type", "h2"); r.Code != 0 {
 		t.Fatalf("lab type h2: %s", r.Stderr)
@@ -118,18 +128,18 @@ func TestEvictWaitPolicyResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopJob(s, "h3", "sh -c i=0")
-	j := waitOn(t, "sh -c "+job, "h3")
+	j := waitOn(t, "sh -c "+job, "h3", s)
 	if _, err := s.Next(10*time.Second, func(l Line) bool { return l.Text == "tick 3" }); err != nil {
 		t.Fatal(err)
 	}
 	if r := lab.Run(t.Context(), "lab", "type", "h3"); r.Code != 0 {
 		t.Fatalf("lab type h3: %s", r.Stderr)
 	}
-	frozen := waitOn(t, "sh -c "+job, "h3")
+	frozen := waitOn(t, "sh -c "+job, "h3", s)
 	deadline := time.Now().Add(5 * time.Second)
 	for frozen["state"] != "frozen" && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
-		frozen = waitOn(t, "sh -c "+job, "h3")
+		frozen = waitOn(t, "sh -c "+job, "h3", s)
 	}
 	if frozen["state"] != "frozen" || frozen["pid"] != j["pid"] {
 		t.Fatalf("after typing on h3 the job is %v (before: %v)", frozen, j)
@@ -163,7 +173,7 @@ func TestEvictCheckpointFallsBackToRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopJob(s, "h4", "sh -c i=0")
-	waitOn(t, "sh -c "+job, "h4")
+	waitOn(t, "sh -c "+job, "h4", s)
 	lab.MustSh(t, "h4", "", "sprite evict")
 	if l, err := s.Next(60*time.Second, func(l Line) bool { return strings.HasPrefix(l.Text, "result") }); err != nil || l.Text != "result 2000000" {
 		t.Fatalf("the job after a checkpoint eviction: %q %v", l.Text, err)
@@ -182,7 +192,7 @@ func TestEvictNetworkCutRerunsElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stopJob(s, "h3", "sh -c i=0")
-	waitOn(t, "sh -c "+job, "h3")
+	waitOn(t, "sh -c "+job, "h3", s)
 	if out, err := runHost("ip", "link", "set", "sprite-h3", "down"); err != nil {
 		t.Fatalf("cut h3's link: %v %s", err, out)
 	}
@@ -218,4 +228,68 @@ func waitDomain(t *testing.T, host, server string) {
 func runHost(argv ...string) (string, error) {
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	return string(out), err
+}
+
+func TestEvictTargetDaemonKilledRerunsElsewhere(t *testing.T) {
+	lab.WaitFS(t, "h1", "h3")
+	lab.MustSh(t, "h1", "alice", "mkdir -p "+proj)
+	job := cpuJob(1200000)
+	s, err := lab.Start("h1", "su", "alice", "-s", "/bin/sh", "-c", "cd "+proj+` && sprite mig -n --hold --host h3 -- sh -c '`+job+`' 2>&1; echo exit $?`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopJob(s, "h3", "sh -c i=0")
+	waitOn(t, "sh -c "+job, "h3", s)
+	lab.MustSh(t, "h3", "", "kill -9 $(cat /run/sprite/sprite.pid)")
+	l, err := s.Next(60*time.Second, func(l Line) bool { return strings.HasPrefix(l.Text, "result") || strings.HasPrefix(l.Text, "exit") })
+	if err != nil || l.Text != "result 1200000" {
+		t.Fatalf("the job whose host's daemon died: %q %v", l.Text, err)
+	}
+	if l, err := s.Next(5*time.Second, func(Line) bool { return true }); err != nil || l.Text != "exit 0" {
+		t.Fatalf("after the rerun: %q %v", l.Text, err)
+	}
+	// The restarted daemon kills what its predecessor left running.
+	if r := lab.Run(t.Context(), "lab", "start", "h3"); r.Code != 0 {
+		t.Fatalf("lab start h3: %s", r.Stderr)
+	}
+	waitProc(t, "h3", "sh -c i=0", false, 15*time.Second)
+	if _, err := lab.WaitState("h1", "h3", "up", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitDomain(t, "h3", "h1")
+}
+
+func TestEvictSpriteMigrateMovesAJob(t *testing.T) {
+	lab.WaitFS(t, "h1", "h2", "h4")
+	lab.MustSh(t, "h1", "alice", "mkdir -p "+proj)
+	job := cpuJob(1000000)
+	s, err := lab.Start("h1", "su", "alice", "-s", "/bin/sh", "-c", "cd "+proj+` && sprite mig -n --host h2 -- sh -c '`+job+`'; echo exit $?`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopJob(s, "h2", "sh -c i=0")
+	j := waitOn(t, "sh -c "+job, "h2", s)
+	if r := lab.Sh("h1", "nobody", "sprite migrate "+j["id"].(string)+" h4"); r.Code == 0 {
+		t.Fatal("nobody moved alice's job")
+	}
+	lab.MustSh(t, "h1", "alice", "sprite migrate "+j["id"].(string)+" h4")
+	moved := waitOn(t, "sh -c "+job, "h4", s)
+	if moved["id"] != j["id"] {
+		t.Fatalf("the moved job has id %v, was %v", moved["id"], j["id"])
+	}
+	waitProc(t, "h2", "sh -c i=0", false, 5*time.Second)
+	var lines []string
+	for {
+		l, err := s.Next(60*time.Second, func(Line) bool { return true })
+		if err != nil {
+			t.Fatalf("the moved job did not finish: %v; so far %q", err, lines)
+		}
+		lines = append(lines, l.Text)
+		if strings.HasPrefix(l.Text, "exit ") {
+			break
+		}
+	}
+	if strings.Join(lines, "\n") != "result 1000000\nexit 0" {
+		t.Fatalf("the moved job's output: %q", lines)
+	}
 }
