@@ -42,6 +42,7 @@ type Executor struct {
 	stopping  bool            // guarded by mu; set by Stop
 	evictions []Eviction      // guarded by mu; the latest maxEvictions
 
+	seq    atomic.Uint64      // numbers job cgroups
 	spares chan *spare        // job inits started ahead of need (keepSpares fills it)
 	refill chan struct{}      // asks keepSpares for more
 	criu   atomic.Value       // string: why checkpoints are unavailable ("" while probing)

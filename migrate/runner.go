@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -33,7 +34,9 @@ func (e *Executor) startJob(j *job) (*runner, error) {
 	r := &runner{e: e, j: j}
 	var procs []string
 	if e.cg != nil {
-		cg, err := e.cg.Create(s.ID)
+		// A cgroup per attempt: the last job of the same id may still be
+		// being cleaned up (ids are home.pid, reused by the next job).
+		cg, err := e.cg.Create(fmt.Sprintf("%s-%d", s.ID, e.seq.Add(1)))
 		if err != nil {
 			return nil, startErr(s, host, err)
 		}
