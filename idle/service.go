@@ -51,7 +51,7 @@ func (s *Service) Client() *idledb.Client { return s.client }
 // Start starts detection and reporting and registers the local methods.
 func (s *Service) Start(ctx context.Context, d *daemon.Daemon) error {
 	cfg := d.Config()
-	det, err := New(Config{IdleAfter: cfg.IdleAfter.Duration, CPUs: d.Self().CPUs, StateDir: d.StateDir(),
+	det, err := New(Config{IdleAfter: cfg.IdleAfter.Duration, CPUs: d.Self().CPUs, StateDir: d.StateDir(), ForeignFilter: InJobsCgroup,
 		LoadSource: cfg.IdleLoad, Log: d.Log().With("part", "idle")})
 	if err != nil {
 		// Without detection the host is never lent; the rest of the

@@ -49,8 +49,11 @@
 //
 // # Concurrency
 //
-// Executor.mu guards the job table and is a leaf: no call, wait or signal
-// is made under it. Each job is owned by the goroutine serving its
+// Executor.mu guards the job table; under it the executor only tells the
+// idle detector its count of foreign jobs (lock order: Executor.mu, then
+// idle.Detector.mu); no call, wait, freeze or signal is made under it. The
+// detector calls the executor's freeze from its input goroutine outside
+// its own lock. Each job is owned by the goroutine serving its
 // migrate.exec call: it waits for the process and for the output pumps. The
 // input pump (stdin and control messages from home) blocks in the stream's
 // Recv and ends when the call's stream is released, right after the

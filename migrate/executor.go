@@ -92,7 +92,7 @@ func (e *Executor) Start(ctx context.Context, d *daemon.Daemon) error {
 		return fmt.Errorf("migrate: find the sprite binary for the job init: %w", err)
 	}
 	e.self = self
-	cg, err := NewCgroups("sprite-jobs")
+	cg, err := NewCgroups(idle.JobsCgroup)
 	if err != nil {
 		e.log.Warn("foreign jobs run without their own cgroups: eviction stops them with SIGSTOP", "err", err)
 	} else {
@@ -271,16 +271,18 @@ func (e *Executor) forget(j *job) {
 	}
 }
 
-// foreign tells the idle detector how many foreign jobs run here.
+// foreign tells the idle detector how many foreign jobs run here. It
+// counts and tells under mu, so that two jobs ending at once cannot leave
+// an older count behind (lock order: Executor.mu, then the detector's).
 func (e *Executor) foreign() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	n := 0
 	for _, j := range e.jobs {
 		if !j.home {
 			n++
 		}
 	}
-	e.mu.Unlock()
 	if e.idle != nil && e.idle.Detector() != nil {
 		e.idle.Detector().SetForeignJobs(n)
 	}
