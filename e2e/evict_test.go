@@ -84,17 +84,7 @@ func TestEvictRestartOnOwnerInput(t *testing.T) {
 	typed := time.Now()
 	waitProc(t, "h2", "sh -c i=0", false, 3*time.Second)
 	t.Logf("the job left h2 %v after the keystroke", time.Since(typed).Round(time.Millisecond))
-	var lines []string
-	for {
-		l, err := s.Next(60*time.Second, func(Line) bool { return true })
-		if err != nil {
-			t.Fatalf("the evicted job did not finish: %v; so far %q", err, lines)
-		}
-		lines = append(lines, l.Text)
-		if strings.HasPrefix(l.Text, "exit ") {
-			break
-		}
-	}
+	lines := untilExit(t, s, "the evicted job")
 	if strings.Join(lines, "\n") != "result 3000000\nexit 0" {
 		t.Fatalf("the evicted job's output (want it once, then exit 0): %q", lines)
 	}
@@ -278,18 +268,24 @@ func TestEvictSpriteMigrateMovesAJob(t *testing.T) {
 		t.Fatalf("the moved job has id %v, was %v", moved["id"], j["id"])
 	}
 	waitProc(t, "h2", "sh -c i=0", false, 5*time.Second)
+	lines := untilExit(t, s, "the moved job")
+	if strings.Join(lines, "\n") != "result 1000000\nexit 0" {
+		t.Fatalf("the moved job's output: %q", lines)
+	}
+}
+
+// untilExit collects a command's lines up to its "exit N" line.
+func untilExit(t *testing.T, s *Stream, what string) []string {
+	t.Helper()
 	var lines []string
 	for {
 		l, err := s.Next(60*time.Second, func(Line) bool { return true })
 		if err != nil {
-			t.Fatalf("the moved job did not finish: %v; so far %q", err, lines)
+			t.Fatalf("%s did not finish: %v; so far %q", what, err, lines)
 		}
 		lines = append(lines, l.Text)
 		if strings.HasPrefix(l.Text, "exit ") {
-			break
+			return lines
 		}
-	}
-	if strings.Join(lines, "\n") != "result 1000000\nexit 0" {
-		t.Fatalf("the moved job's output: %q", lines)
 	}
 }

@@ -47,7 +47,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -55,6 +54,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"sprite/bench/internal/benchlab"
 )
 
 const hostsDir = "/var/lib/sprite-lab/hosts"
@@ -190,13 +191,13 @@ func labRun(ctx context.Context, sprite, lock string, r *result, trials int, max
 	defer unlock()
 	held := time.Now()
 	fmt.Fprintf(os.Stderr, "== %d job(s), trials %d..%d: lab up (3 hosts, idle after 1s)\n", r.jobs, len(r.trials)+1, trials)
-	run(sprite, "lab", "down")
-	if err := run(sprite, "lab", "up", "--hosts", "3", "--idle-after", "1s"); err != nil {
-		labDown(sprite)
+	benchlab.Run(sprite, "lab", "down")
+	if err := benchlab.Run(sprite, "lab", "up", "--hosts", "3", "--idle-after", "1s"); err != nil {
+		benchlab.Down(sprite)
 		return fmt.Errorf("lab up: %w", err)
 	}
 	defer func() {
-		if derr := labDown(sprite); derr != nil && err == nil {
+		if derr := benchlab.Down(sprite); derr != nil && err == nil {
 			err = derr
 		}
 		fmt.Fprintf(os.Stderr, "== lab down after holding the lab lock for %v\n", time.Since(held).Round(time.Second))
@@ -233,32 +234,6 @@ func labRun(ctx context.Context, sprite, lock string, r *result, trials int, max
 			i, ms(tr.frozen()), ms(tr.gone()), ms(tr.typed), ms(tr.input()), strings.Join(tr.steps, ", "))
 	}
 	return nil
-}
-
-// labDown tears the lab down; when a job cgroup is left busy, it empties
-// the lab's job cgroups and tries again.
-func labDown(sprite string) error {
-	if run(sprite, "lab", "down") == nil {
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "bench evict: lab down failed; removing leftover job cgroups and trying again\n")
-	for _, pat := range []string{"/sys/fs/cgroup/cpu/sprite-lab/h*/sprite-jobs",
-		"/sys/fs/cgroup/freezer/sprite-jobs-h*", "/sys/fs/cgroup/freezer/sprite-lab/h*/sprite-jobs"} {
-		dirs, _ := filepath.Glob(pat)
-		for _, d := range dirs {
-			run("find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";")
-		}
-	}
-	if err := run(sprite, "lab", "down"); err != nil {
-		return fmt.Errorf("lab down: %w (run `sudo %s lab down` before the next lab)", err, sprite)
-	}
-	return nil
-}
-
-func run(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
 }
 
 // logTails is the end of each host's daemon log, for a failed trial.

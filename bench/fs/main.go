@@ -273,24 +273,33 @@ const notes = `
 ## Where the time goes
 
 - Every FUSE request that reaches sprite is one round trip to the serving
-  host: a message on the client's fs.session stream (metadata) or a QUIC
-  stream of its own (reads and writes; package transport, whose benchmark,
-  ` + "`go run ./bench/transport`" + `, puts a unary call at about a quarter of a
+  host: a message on the client's fs.session stream (metadata, and reads
+  and writes of up to 64 KiB) or a QUIC stream of its own (larger reads
+  and writes; package transport, whose benchmark,
+  ` + "`go run ./bench/transport`" + `, puts a unary call at about a third of a
   millisecond and one stream's throughput at about 200 MB/s on this
-  machine, a third of TCP+TLS). A lookup through /sprite costs about
-  0.35 ms from another host against 0.06 ms for the host's own domain,
-  so untar (about six round trips a file) is bound by the round trip,
-  and cold sequential reads by the transport's throughput:
-  the kernel asks for up to 1 MiB at a time (the mount raises the FUSE
-  read-ahead cap of 128 KiB to 4 MiB) and sprite splits each request into
-  parallel 256 KiB calls, but both hosts and the transport's encryption
-  share the machine's two CPUs.
+  machine, a third of TCP+TLS). Both hosts, their daemons and QUIC's
+  per-packet work (about 1.4 KB a packet, each sealed, sent, received and
+  opened on its own) share the machine's two CPUs: a round trip costs the
+  two daemons together most of a millisecond of CPU.
+- Untar: per file, the kernel's lookup of the new name (answered by the
+  client itself in a directory it made, empty and watched by the server),
+  the create (whose reply carries the directory's new attributes, which
+  the kernel asks for next), one write per ` + "`write(2)`" + ` (a write-only open
+  is direct I/O: through the page cache, every write that starts inside
+  a page would be two requests), the times (` + "`utimensat`" + `) and the close
+  (flush); the release goes later, batched with others. Writes are
+  write-through (docs/consistency.md): each waits for the server, where
+  sshfs pipelines them and promises no cross-host consistency. The local
+  disk does the same work without a round trip, so "within 2x of local"
+  is out of reach of any scheme that waits for a server per call.
+- Cold sequential reads are bound by the CPU: the kernel asks for up to
+  1 MiB at a time (the mount raises the FUSE read-ahead cap of 128 KiB to
+  4 MiB), sprite splits each request into parallel 256 KiB calls whose
+  data travels as raw frames (no encoding), and most of the time goes to
+  quic-go's packets on both sides.
 - Warm reads are served by the client's page cache: a file unchanged since
   this host last read it (the server's version check) is not fetched again.
-- Writes are write-through (docs/consistency.md): each write(2) waits for
-  the server, so untar pays a round trip per small write, setattr and
-  create; sshfs pipelines writes without waiting and promises no cross-host
-  consistency.
 - A null make is a few hundred stat(2) calls; names and attributes are
   cached for 5 s and invalidated by the server, so a null make right after
   another is nearly local, and one after a pause pays a lookup per file.

@@ -34,6 +34,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"sprite/bench/internal/benchlab"
 )
 
 const (
@@ -86,13 +88,13 @@ func orchestrate(sprite string, n, sshN, warm int, out string) (err error) {
 	loadBefore := loadavg()
 	start := time.Now()
 
-	run(sprite, "lab", "down")
-	if err := run(sprite, "lab", "up", "--hosts", "3"); err != nil {
-		labDown(sprite)
+	benchlab.Run(sprite, "lab", "down")
+	if err := benchlab.Run(sprite, "lab", "up", "--hosts", "3"); err != nil {
+		benchlab.Down(sprite)
 		return fmt.Errorf("lab up: %w", err)
 	}
 	defer func() {
-		if derr := labDown(sprite); derr != nil && err == nil {
+		if derr := benchlab.Down(sprite); derr != nil && err == nil {
 			err = derr
 		}
 	}()
@@ -147,7 +149,7 @@ func orchestrate(sprite string, n, sshN, warm int, out string) (err error) {
 // foreground, under `sprite lab exec`) with a host key of its own and
 // alice's authorized_keys in h2's /home.
 func startSSHD(ctx context.Context, sprite string) (*exec.Cmd, error) {
-	if err := sh(sprite, "h1", "alice", "rm -rf "+keyDir+" && mkdir -m 700 "+keyDir+
+	if err := benchlab.Sh(sprite, "h1", "alice", "rm -rf "+keyDir+" && mkdir -m 700 "+keyDir+
 		" && ssh-keygen -q -t ed25519 -N '' -C bench-mig -f "+keyDir+"/id"); err != nil {
 		return nil, fmt.Errorf("make alice's ssh key on h1: %w", err)
 	}
@@ -177,7 +179,7 @@ printf '%%s\n' '%[3]s' > /home/alice/.ssh/authorized_keys
 chown alice:alice /home/alice/.ssh/authorized_keys
 chmod 600 /home/alice/.ssh/authorized_keys
 /usr/sbin/sshd -t -f %[1]s/sshd_config`, sshdDir, config, strings.TrimSpace(string(pub)))
-	if err := sh(sprite, "h2", "", script); err != nil {
+	if err := benchlab.Sh(sprite, "h2", "", script); err != nil {
 		return nil, fmt.Errorf("set up sshd on h2: %w", err)
 	}
 	cmd := exec.CommandContext(ctx, sprite, "lab", "exec", "h2", "--", "/usr/sbin/sshd", "-D", "-f", sshdDir+"/sshd_config", "-E", sshdDir+"/sshd.log")
@@ -186,40 +188,6 @@ chmod 600 /home/alice/.ssh/authorized_keys
 		return nil, fmt.Errorf("start sshd on h2: %w", err)
 	}
 	return cmd, nil
-}
-
-// labDown tears the lab down; when a job cgroup is left busy, it empties
-// the lab's job cgroups and tries again.
-func labDown(sprite string) error {
-	if run(sprite, "lab", "down") == nil {
-		return nil
-	}
-	fmt.Fprintf(os.Stderr, "bench mig: lab down failed; removing leftover job cgroups and trying again\n")
-	for _, pat := range []string{"/sys/fs/cgroup/cpu/sprite-lab/h*/sprite-jobs",
-		"/sys/fs/cgroup/freezer/sprite-jobs-h*", "/sys/fs/cgroup/freezer/sprite-lab/h*/sprite-jobs"} {
-		dirs, _ := filepath.Glob(pat)
-		for _, d := range dirs {
-			run("find", d, "-depth", "-type", "d", "-exec", "rmdir", "{}", ";")
-		}
-	}
-	if err := run(sprite, "lab", "down"); err != nil {
-		return fmt.Errorf("lab down: %w (run `sudo %s lab down` before the next lab)", err, sprite)
-	}
-	return nil
-}
-
-func sh(sprite, host, user, script string) error {
-	args := []string{"lab", "exec", host}
-	if user != "" {
-		args = append(args, "--user", user)
-	}
-	return run(sprite, append(args, "--", "sh", "-c", script)...)
-}
-
-func run(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
 }
 
 func copyFile(from, to string) error {

@@ -39,6 +39,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sprite/bench/internal/benchlab"
 )
 
 const (
@@ -102,21 +104,21 @@ func runBench(counts []int, quota float64, out string) error {
 	defer os.RemoveAll(dir)
 	sprite = filepath.Join(dir, "sprite")
 	for _, m := range []string{"sprite", "pmake"} {
-		if err := run("go", "build", "-o", filepath.Join(dir, m), "./cmd/"+m); err != nil {
+		if err := benchlab.Run("go", "build", "-o", filepath.Join(dir, m), "./cmd/"+m); err != nil {
 			return fmt.Errorf("build %s: %w", m, err)
 		}
 	}
-	if err := run("bash", "scripts/project", srcDir); err != nil {
+	if err := benchlab.Run("bash", "scripts/project", srcDir); err != nil {
 		return fmt.Errorf("fetch the project: %w", err)
 	}
 	var base time.Duration
 	var baseSum string
 	var rows []row
-	defer run(sprite, "lab", "down")
+	defer benchlab.Run(sprite, "lab", "down")
 	for _, n := range counts {
 		fmt.Fprintf(os.Stderr, "== %d hosts, %.2f CPUs each\n", n, quota)
-		run(sprite, "lab", "down")
-		if err := run(sprite, "lab", "up", "--hosts", strconv.Itoa(n), "--cpus", fmt.Sprint(quota), "--idle-after", "2s"); err != nil {
+		benchlab.Run(sprite, "lab", "down")
+		if err := benchlab.Run(sprite, "lab", "up", "--hosts", strconv.Itoa(n), "--cpus", fmt.Sprint(quota), "--idle-after", "2s"); err != nil {
 			return fmt.Errorf("lab up %d: %w", n, err)
 		}
 		if err := setup(n); err != nil {
@@ -163,7 +165,7 @@ func runBench(counts []int, quota float64, out string) error {
 		}
 		fmt.Fprintf(os.Stderr, "  pmake: %d of %d jobs on other hosts; distcc: %d compiles on other hosts\n", r.pmakeRemote, r.pmakeAll, r.distccRemote)
 		rows = append(rows, r)
-		if err := run(sprite, "lab", "down"); err != nil {
+		if err := benchlab.Run(sprite, "lab", "down"); err != nil {
 			return fmt.Errorf("lab down: %w", err)
 		}
 	}
@@ -177,7 +179,7 @@ func runBench(counts []int, quota float64, out string) error {
 func setup(n int) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 2; i <= n; i++ {
-		for sh(fmt.Sprintf("h%d", i), "", "test -d /sprite/home/h1/alice") != nil {
+		for benchlab.Sh(sprite, fmt.Sprintf("h%d", i), "", "test -d /sprite/home/h1/alice") != nil {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("h%d's /sprite/home/h1 did not appear within 60s", i)
 			}
@@ -187,10 +189,10 @@ func setup(n int) error {
 	for _, d := range []string{"lua-make", "lua-pmake", "lua-distcc"} {
 		dst := filepath.Join(h1Home, d)
 		os.RemoveAll(dst)
-		if err := run("cp", "-a", srcDir, dst); err != nil {
+		if err := benchlab.Run("cp", "-a", srcDir, dst); err != nil {
 			return err
 		}
-		if err := run("chown", "-R", "alice:", dst); err != nil {
+		if err := benchlab.Run("chown", "-R", "alice:", dst); err != nil {
 			return err
 		}
 	}
@@ -204,7 +206,7 @@ func startDistccd(n int) error {
 		h := fmt.Sprintf("h%d", i)
 		script := fmt.Sprintf(`: > /tmp/distccd.log && chmod 666 /tmp/distccd.log
 distccd --daemon --allow 10.213.0.0/24 --listen 10.213.0.%d --jobs %d --log-file /tmp/distccd.log --log-level info`, 10+i, 1)
-		if err := sh(h, "", script); err != nil {
+		if err := benchlab.Sh(sprite, h, "", script); err != nil {
 			return fmt.Errorf("distccd on %s: %w", h, err)
 		}
 	}
@@ -331,20 +333,6 @@ func timed(script string) (time.Duration, error) {
 	}
 	fmt.Fprintf(os.Stderr, "  %-80.80s %s\n", script, time.Duration(ns).Round(time.Millisecond))
 	return time.Duration(ns), nil
-}
-
-func sh(host, user, script string) error {
-	args := []string{"lab", "exec", host}
-	if user != "" {
-		args = append(args, "--user", user)
-	}
-	return run(sprite, append(args, "--", "sh", "-c", script)...)
-}
-
-func run(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
 }
 
 func report(rows []row, base time.Duration, quota float64) string {
