@@ -77,6 +77,9 @@ func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Re
 	if resp.Attr != nil {
 		resp.Attr.Ino = mixIno(d.Prefix, resp.Attr.Ino)
 	}
+	if resp.Dir != nil {
+		resp.Dir.Ino = mixIno(d.Prefix, resp.Dir.Ino)
+	}
 	for i := range resp.Entries {
 		resp.Entries[i].Ino = mixIno(d.Prefix, resp.Entries[i].Ino)
 	}
@@ -248,18 +251,19 @@ func (c *Client) handle(d Domain, cr Cred, resp *Resp, flags uint32) *Handle {
 		Append: flags&syscall.O_APPEND != 0}
 }
 
-// Create makes and opens name in dir.
-func (c *Client) Create(ctx context.Context, cr Cred, dir, name string, flags, mode uint32) (*Handle, Attr, error) {
+// Create makes and opens name in dir. It also returns dir's attributes
+// after the change when the server sent them (nil otherwise).
+func (c *Client) Create(ctx context.Context, cr Cred, dir, name string, flags, mode uint32) (*Handle, Attr, *Attr, error) {
 	r, err := c.remoteChild(dir, name)
 	if err != nil {
-		return nil, Attr{}, err
+		return nil, Attr{}, nil, err
 	}
 	d, n := splitPath(r.Rel)
 	resp, err := c.do(ctx, r.Domain, MethodCreate, &Req{Cred: cr, Path: d, Name: n, Flags: flags, Mode: mode, Boot: c.Boot})
 	if err != nil {
-		return nil, Attr{}, err
+		return nil, Attr{}, nil, err
 	}
-	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, nil
+	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, resp.Dir, nil
 }
 
 // chunk is the most one fs.read or fs.write call carries: a QUIC stream
@@ -363,8 +367,10 @@ func (c *Client) Fsync(ctx context.Context, h *Handle, dataOnly bool) error {
 	return err
 }
 
-// Release closes h.
-func (c *Client) Release(ctx context.Context, h *Handle) error {
-	_, err := c.do(ctx, h.Domain, MethodRelease, &Req{Cred: h.Cred, Handle: h.ID})
+// Release closes h. lazy says that the server holds no write descriptor
+// for h (it was opened read-only, or its writes were flushed): then the
+// release may reach the server a little later, with others.
+func (c *Client) Release(ctx context.Context, h *Handle, lazy bool) error {
+	_, err := c.do(ctx, h.Domain, MethodRelease, &Req{Cred: h.Cred, Handle: h.ID, Lazy: lazy})
 	return err
 }

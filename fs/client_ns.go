@@ -15,28 +15,48 @@ func pathIno(p string) uint64 {
 	return h.Sum64() | 1
 }
 
+// Made is what Mkdir made.
+type Made struct {
+	Attr Attr  // the new directory's attributes
+	Dir  *Attr // its parent's after the change, when the server sent them
+	// Watched: the new directory was empty and its server now reports
+	// every entry made in it (Resp.Flags DirWatched).
+	Watched bool
+}
+
 // Mkdir makes directory name in dir.
-func (c *Client) Mkdir(ctx context.Context, cr Cred, dir, name string, mode uint32) (Attr, error) {
-	return c.makeEntry(ctx, cr, MethodMkdir, dir, name, &Req{Mode: mode})
+func (c *Client) Mkdir(ctx context.Context, cr Cred, dir, name string, mode uint32) (Made, error) {
+	resp, err := c.makeEntry(ctx, cr, MethodMkdir, dir, name, &Req{Mode: mode})
+	if err != nil {
+		return Made{}, err
+	}
+	return Made{Attr: *resp.Attr, Dir: resp.Dir, Watched: resp.Flags&DirWatched != 0}, nil
 }
 
 // Symlink makes name in dir, pointing at target.
 func (c *Client) Symlink(ctx context.Context, cr Cred, dir, name, target string) (Attr, error) {
-	return c.makeEntry(ctx, cr, MethodSymlink, dir, name, &Req{Data: []byte(target)})
-}
-
-func (c *Client) makeEntry(ctx context.Context, cr Cred, method, dir, name string, req *Req) (Attr, error) {
-	r, err := c.remoteChild(dir, name)
-	if err != nil {
-		return Attr{}, err
-	}
-	req.Cred = cr
-	req.Path, req.Name = splitPath(r.Rel)
-	resp, err := c.do(ctx, r.Domain, method, req)
+	resp, err := c.makeEntry(ctx, cr, MethodSymlink, dir, name, &Req{Data: []byte(target)})
 	if err != nil {
 		return Attr{}, err
 	}
 	return *resp.Attr, nil
+}
+
+func (c *Client) makeEntry(ctx context.Context, cr Cred, method, dir, name string, req *Req) (*Resp, error) {
+	r, err := c.remoteChild(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	req.Cred = cr
+	req.Path, req.Name = splitPath(r.Rel)
+	return c.do(ctx, r.Domain, method, req)
+}
+
+// InDomain reports whether p lies inside a domain, below its root (and
+// so is no prefix and leads to none).
+func (c *Client) InDomain(p string) bool {
+	r := c.Table.Route(p)
+	return r.Kind == RouteDomain && r.Rel != ""
 }
 
 // Unlink removes name from dir.

@@ -171,6 +171,21 @@ func (e *export) readDir(rel string) ([]Dirent, error) {
 	}
 }
 
+// isEmptyDir reports whether directory rel holds no entry.
+func (e *export) isEmptyDir(rel string) bool {
+	fd, err := e.open(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	n, err := unix.Getdents(fd, buf)
+	if err != nil {
+		return false
+	}
+	return len(parseDirents(buf[:n], nil)) == 0
+}
+
 // parseDirents decodes linux_dirent64 records.
 func parseDirents(b []byte, out []Dirent) []Dirent {
 	for len(b) >= 19 {

@@ -64,6 +64,16 @@ func opCreate(c *opCtx) (*Resp, error) {
 	return c.openFile(joinPath(c.req.Path, c.req.Name), flags, c.req.Mode&0o7777)
 }
 
+// dirAfter returns the attributes of directory rel after a change in it,
+// or nil; run as the user.
+func (c *opCtx) dirAfter(rel string) *Attr {
+	a, _, err := c.e.lstat(rel)
+	if err != nil {
+		return nil
+	}
+	return a
+}
+
 func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	dir, _ := splitPath(rel)
 	c.s.watch.add(c.e, dir)
@@ -71,11 +81,17 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 		flags &^= unix.O_NOATIME // only the owner may; not worth an EPERM
 	}
 	var fd int
+	var dirAttr *Attr
 	err := c.as(func() (err error) {
 		if flags&unix.O_CREAT == 0 {
 			fd, err = c.e.open(rel, flags, mode)
 			return err
 		}
+		defer func() {
+			if err == nil {
+				dirAttr = c.dirAfter(dir)
+			}
+		}()
 		// Create exclusively first, to know whether this call made the
 		// file (and owes it its exact mode) or found it.
 		fd, err = c.e.open(rel, flags|unix.O_EXCL, mode)
@@ -99,7 +115,9 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 		return nil, err
 	}
 	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
-	return c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, Item{Prefix: c.e.prefix, Path: rel}, write), nil
+	r := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, Item{Prefix: c.e.prefix, Path: rel}, write)
+	r.Dir = dirAttr
+	return r, nil
 }
 
 // register records an open and decides whether the client may cache it.
@@ -188,7 +206,7 @@ func opRead(c *opCtx) (*Resp, error) {
 		return nil, err
 	}
 	size := min(max(c.req.Size, 0), maxReadBuf)
-	buf := make([]byte, size)
+	buf := getReadBuf(int(size))
 	n := 0
 	err = h.use(false, func(fd int) error {
 		for n < len(buf) {
@@ -207,9 +225,32 @@ func opRead(c *opCtx) (*Resp, error) {
 		return nil
 	})
 	if err != nil {
+		PutReadBuf(buf)
 		return nil, err
 	}
 	return &Resp{Data: buf[:n]}, nil
+}
+
+// readBufs recycles the buffers of large reads: a cold sequential read
+// asks for a MiB at a time, and a fresh buffer each time costs the
+// allocation, its zeroing and the garbage collector's work.
+var readBufs = sync.Pool{New: func() any { return new([maxReadBuf]byte) }}
+
+// getReadBuf returns a buffer of size bytes for a read's data.
+func getReadBuf(size int) []byte {
+	if size <= SessionIO {
+		return make([]byte, size)
+	}
+	return readBufs.Get().(*[maxReadBuf]byte)[:size]
+}
+
+// PutReadBuf gives back the Data of a fs.read Resp once it has been sent;
+// the Resp must not be used after. A buffer not from the pool is left to
+// the garbage collector.
+func PutReadBuf(b []byte) {
+	if cap(b) == maxReadBuf {
+		readBufs.Put((*[maxReadBuf]byte)(b[:maxReadBuf]))
+	}
 }
 
 func opWrite(c *opCtx) (*Resp, error) {
@@ -305,15 +346,28 @@ func opFsync(c *opCtx) (*Resp, error) {
 	})
 }
 
+// opRelease closes the request's handle and its further Handles (a
+// client's batch); EBADF if any was not the client's.
 func opRelease(c *opCtx) (*Resp, error) {
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := s.handles[c.req.Handle]
-	if h == nil || h.client != c.client {
-		return nil, unix.EBADF
+	var err error
+	for i := -1; i < len(c.req.Handles); i++ {
+		id := c.req.Handle
+		if i >= 0 {
+			id = c.req.Handles[i]
+		}
+		h := s.handles[id]
+		if h == nil || h.client != c.client {
+			err = unix.EBADF
+			continue
+		}
+		s.dropLocked(id, h)
 	}
-	s.dropLocked(c.req.Handle, h)
+	if err != nil {
+		return nil, err
+	}
 	return &Resp{}, nil
 }
 

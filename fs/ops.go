@@ -54,17 +54,28 @@ func opGetattr(c *opCtx) (*Resp, error) {
 
 func opMkdir(c *opCtx) (*Resp, error) {
 	mode := c.req.Mode & 0o7777
-	return c.makeEntry(func(pfd int) error {
+	rel := joinPath(c.req.Path, c.req.Name)
+	resp, err := c.makeEntry(func(pfd int) error {
 		if err := unix.Mkdirat(pfd, c.req.Name, mode); err != nil {
 			return err
 		}
-		fd, err := c.e.openNode(joinPath(c.req.Path, c.req.Name))
+		fd, err := c.e.openNode(rel)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
 		return c.s.w.created(fd, mode)
 	})
+	if err != nil {
+		return resp, err
+	}
+	// Watch the new directory before answering, then make sure it is
+	// still empty: whatever another host or a local process makes in it
+	// from now on reaches this client as an invalidation.
+	if c.s.watch.addWait(c.e, rel) && c.e.isEmptyDir(rel) {
+		resp.Flags |= DirWatched
+	}
+	return resp, nil
 }
 
 func opSymlink(c *opCtx) (*Resp, error) {
@@ -76,9 +87,9 @@ func opSymlink(c *opCtx) (*Resp, error) {
 }
 
 // makeEntry runs mk in the request's directory and returns the new entry's
-// attributes.
+// attributes and the directory's.
 func (c *opCtx) makeEntry(mk func(pfd int) error) (*Resp, error) {
-	var a *Attr
+	var a, d *Attr
 	err := c.as(func() error {
 		return c.e.inDir(c.req.Path, func(pfd int) error {
 			if err := mk(pfd); err != nil {
@@ -89,10 +100,13 @@ func (c *opCtx) makeEntry(mk func(pfd int) error) (*Resp, error) {
 				return err
 			}
 			a = c.e.attr(&st)
+			if err := unix.Fstat(pfd, &st); err == nil {
+				d = c.e.attr(&st)
+			}
 			return nil
 		})
 	})
-	return &Resp{Attr: a}, err
+	return &Resp{Attr: a, Dir: d}, err
 }
 
 func containsNUL(s string) bool {

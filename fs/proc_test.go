@@ -242,7 +242,7 @@ func TestProcCtl(t *testing.T) {
 func TestProcReadOnlyTree(t *testing.T) {
 	c, _ := procClient(t)
 	ctx := context.Background()
-	_, _, err := c.Create(ctx, rootCred, "/proc/h1.12", "new", syscall.O_WRONLY, 0o644)
+	_, _, _, err := c.Create(ctx, rootCred, "/proc/h1.12", "new", syscall.O_WRONLY, 0o644)
 	wantErrno(t, "create in /proc/<id>", err, syscall.EACCES)
 	_, err = c.Mkdir(ctx, rootCred, "/proc", "h1.1", 0o755)
 	wantErrno(t, "mkdir in /proc", err, syscall.EACCES)

@@ -30,11 +30,30 @@ const (
 	MethodListxattr  = "fs.listxattr"
 	MethodRmxattr    = "fs.removexattr"
 	MethodInvalidate = "fs.invalidate"
+	// MethodReadData is fs.read whose data comes back as raw data frames
+	// ahead of the reply (a Resp without Data): no encoding, fewer
+	// copies. A server that does not know it is asked fs.read instead.
+	MethodReadData = "fs.readdata"
 	// MethodSession is one long-lived streaming call per client and server
-	// that carries small requests (everything but reads and writes), so
-	// that each costs a message rather than a new stream.
+	// that carries small requests (everything but reads and writes larger
+	// than SessionIO), so that each costs a message rather than a new
+	// stream.
 	MethodSession = "fs.session"
 )
+
+// ViaSession says whether a request of method goes on fs.session: every
+// method but reads and writes of more than SessionIO bytes, which take a
+// stream each so that they run in parallel and never hold up a small
+// request.
+func ViaSession(method string, req *Req) bool {
+	switch method {
+	case MethodRead:
+		return req.Size <= SessionIO
+	case MethodWrite:
+		return len(req.Data) <= SessionIO
+	}
+	return true
+}
 
 // SessionReq is one request inside fs.session (a Msg from the client).
 type SessionReq struct {
@@ -53,11 +72,15 @@ type SessionResp struct {
 
 // Limits on what a request may carry.
 const (
-	MaxIO      = 1 << 20 // bytes per read or write (the mount's MaxWrite)
-	MaxName    = 255     // bytes in one path component
-	MaxPath    = 4096    // bytes in a path or a symlink target
-	MaxXattr   = 64 << 10
-	DirPage    = 4096 // directory entries per fs.readdir reply
+	MaxIO    = 1 << 20 // bytes per read or write (the mount's MaxWrite)
+	MaxName  = 255     // bytes in one path component
+	MaxPath  = 4096    // bytes in a path or a symlink target
+	MaxXattr = 64 << 10
+	DirPage  = 4096 // directory entries per fs.readdir reply
+	// SessionIO is the largest read or write that travels on fs.session:
+	// a small file's data costs a message, not a stream of its own, and
+	// holds up the session's other requests for a few microseconds only.
+	SessionIO  = 64 << 10
 	maxReadBuf = 2 * MaxIO
 )
 
@@ -87,7 +110,17 @@ type Req struct {
 	Data    []byte   `cbor:"12,keyasint,omitempty"` // write data, symlink target, xattr value/name
 	Set     *SetAttr `cbor:"13,keyasint,omitempty"`
 	Boot    int64    `cbor:"14,keyasint,omitempty"` // the client daemon's boot id
+	// Handles: fs.release, more handles of the same client to close.
+	Handles []uint64 `cbor:"15,keyasint,omitempty"`
+
+	// Lazy (never sent) tells the Caller that nobody waits for this
+	// request's effect: it may be delayed and sent with others
+	// (fs.release of a handle that holds no write descriptor).
+	Lazy bool `cbor:"-"`
 }
+
+// MaxBatch bounds Req.Handles.
+const MaxBatch = 1024
 
 // SetAttr says which attributes fs.setattr changes.
 type SetAttr struct {
@@ -117,6 +150,10 @@ const (
 	OpenKeepCache = 1 << iota // the client's cached data is current
 	OpenDirect                // concurrent write sharing: do not cache
 	DirMore                   // fs.readdir: more entries follow
+	// DirWatched: fs.mkdir made an empty directory that the server
+	// watches, so the client hears of every entry made in it from now on
+	// (fs.invalidate) and may answer lookups of other names itself.
+	DirWatched
 )
 
 // Resp is the result of every fs.* method.
@@ -131,6 +168,10 @@ type Resp struct {
 	Statfs  *Statfs    `cbor:"8,keyasint,omitempty"`
 	N       int64      `cbor:"9,keyasint,omitempty"`
 	Exports []Exported `cbor:"10,keyasint,omitempty"`
+	// Dir: fs.create and fs.mkdir, the attributes of the directory the
+	// entry was made in, after the change: the client's kernel asks for
+	// them next, and the client answers from here.
+	Dir *Attr `cbor:"11,keyasint,omitempty"`
 }
 
 // Attr is a file's attributes. Ino is unique within a domain.

@@ -186,6 +186,9 @@ func checkReq(method string, req *Req) error {
 			return err
 		}
 	}
+	if len(req.Handles) > MaxBatch {
+		return fmt.Errorf("%w: %d handles in one request", errBadName, len(req.Handles))
+	}
 	if len(req.Cred.Groups) > 256 {
 		return fmt.Errorf("%w: %d groups", errBadName, len(req.Cred.Groups))
 	}

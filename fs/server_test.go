@@ -241,3 +241,32 @@ func TestXattrsAsUser(t *testing.T) {
 		t.Fatalf("removexattr: %v", errno(r))
 	}
 }
+
+// TestReleaseBatch: one fs.release closes its handle and its further
+// Handles; a handle that is not the client's is EBADF, the others close.
+func TestReleaseBatch(t *testing.T) {
+	s, _, _ := testServer(t)
+	var hs []uint64
+	for _, name := range []string{"a", "b", "c"} {
+		r := call(t, s, MethodCreate, Req{Name: name, Flags: syscall.O_RDWR, Mode: 0o644})
+		if r.Errno != 0 {
+			t.Fatalf("create %s: %v", name, errno(r))
+		}
+		hs = append(hs, r.Handle)
+	}
+	if r := call(t, s, MethodRelease, Req{Handle: hs[0], Handles: hs[1:]}); r.Errno != 0 {
+		t.Fatalf("release of three: %v", errno(r))
+	}
+	for _, h := range hs {
+		if r := call(t, s, MethodRead, Req{Handle: h, Size: 1}); errno(r) != syscall.EBADF {
+			t.Errorf("read through released handle %d: %v, want EBADF", h, errno(r))
+		}
+	}
+	r := call(t, s, MethodOpen, Req{Path: "a", Flags: syscall.O_RDONLY})
+	if r := call(t, s, MethodRelease, Req{Handle: r.Handle, Handles: []uint64{hs[0]}}); errno(r) != syscall.EBADF {
+		t.Errorf("a batch with a closed handle: %v, want EBADF", errno(r))
+	}
+	if rd := call(t, s, MethodRead, Req{Handle: r.Handle, Size: 1}); errno(rd) != syscall.EBADF {
+		t.Errorf("the batch's valid handle is still open: %v", errno(rd))
+	}
+}

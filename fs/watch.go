@@ -79,6 +79,20 @@ func (w *watcher) add(e *export, rel string) {
 	}
 }
 
+// addWait adds a watch on directory rel of e at once (within maxWatches)
+// and reports whether it has one.
+func (w *watcher) addWait(e *export, rel string) bool {
+	r := watchReq{e, rel}
+	w.mu.Lock()
+	_, ok := w.byDir[r]
+	full := len(w.byDir) >= maxWatches
+	w.mu.Unlock()
+	if !ok && !full {
+		w.addNow(r)
+	}
+	return w.watching(e, rel)
+}
+
 // watching reports whether directory rel of e has a watch.
 func (w *watcher) watching(e *export, rel string) bool {
 	w.mu.Lock()

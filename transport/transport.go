@@ -108,15 +108,29 @@ type Node struct {
 	inbox map[*quic.Conn]struct{} // guarded by mu; accepted connections
 }
 
+// Flow-control windows. A stream starts with room for a whole 1 MiB
+// reply, so a call's answer never waits for a window update; the
+// connection starts with room for many such streams at once (quic-go's
+// default, 768 KiB, would stall the second of two parallel 1 MiB reads
+// for a round trip). Both grow, up to their maximum, when the reader
+// keeps up.
+const (
+	initialStreamWindow = 1 << 20
+	maxStreamWindow     = 16 << 20
+	initialConnWindow   = 16 << 20
+	maxConnWindow       = 64 << 20
+)
+
 func (n *Node) quicConfig() *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout:       n.cfg.DialTimeout,
-		MaxIdleTimeout:             n.cfg.IdleTimeout,
-		KeepAlivePeriod:            n.cfg.KeepAlive,
-		MaxIncomingStreams:         1 << 14,
-		InitialStreamReceiveWindow: 1 << 20,
-		MaxStreamReceiveWindow:     16 << 20,
-		MaxConnectionReceiveWindow: 64 << 20,
+		HandshakeIdleTimeout:           n.cfg.DialTimeout,
+		MaxIdleTimeout:                 n.cfg.IdleTimeout,
+		KeepAlivePeriod:                n.cfg.KeepAlive,
+		MaxIncomingStreams:             1 << 14,
+		InitialStreamReceiveWindow:     initialStreamWindow,
+		MaxStreamReceiveWindow:         maxStreamWindow,
+		InitialConnectionReceiveWindow: initialConnWindow,
+		MaxConnectionReceiveWindow:     maxConnWindow,
 	}
 }
 

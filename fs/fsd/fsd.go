@@ -8,10 +8,12 @@
 // so /sprite is complete when it appears), mount, refresher. Stop: the
 // refresher, then the mount (no new requests), then the server.
 //
-// Calls to other hosts: reads and writes as calls of their own, everything
-// else as messages on one fs.session per server (session.go).
+// Calls to other hosts: reads and writes of more than fs.SessionIO as calls
+// of their own, everything else as messages on one fs.session per server
+// (session.go).
 //
-// Goroutines: the refresher and one reader per session (owned by Service,
+// Goroutines: the refresher, the lazy releases' sender (release.go) and one
+// reader per session (owned by Service,
 // ended by Stop, which cancels the context the sessions live in); the
 // server's notifier and watcher (owned by fs.Server); go-fuse's loops
 // (owned by the mount). Service.mu is a leaf, as are each session's locks.
@@ -19,7 +21,9 @@ package fsd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -52,6 +56,7 @@ type Service struct {
 	mount    *fusefs.Mount       // guarded by mu; nil until mounted
 	seen     map[string]seen     // guarded by mu
 	sessions map[string]*session // guarded by mu; by server host
+	rel      releases            // pending guarded by mu (release.go)
 }
 
 // seen is what the refresher last learnt from a host.
@@ -61,7 +66,10 @@ type seen struct {
 }
 
 // New returns the service; add it with daemon.Add.
-func New() *Service { return &Service{seen: map[string]seen{}, sessions: map[string]*session{}} }
+func New() *Service {
+	return &Service{seen: map[string]seen{}, sessions: map[string]*session{},
+		rel: releases{wake: make(chan struct{}, 1), pending: map[string][]fs.Req{}}}
+}
 
 // Name names the service in logs.
 func (s *Service) Name() string { return "fs" }
@@ -104,6 +112,7 @@ func (s *Service) Start(ctx context.Context, d *daemon.Daemon) error {
 	s.mu.Unlock()
 	s.log.Info("fs: namespace mounted", "dir", cfg.Mount, "exports", len(ex), "domains", len(s.table.List()))
 	s.wg.Go(func() { s.refreshLoop(ctx) })
+	s.wg.Go(func() { s.releaseLoop(ctx) })
 	return nil
 }
 
@@ -135,6 +144,7 @@ func (s *Service) register() {
 			return resp, nil
 		}))
 	}
+	s.d.Mux.Handle(fs.MethodReadData, s.serveRead)
 	s.d.Mux.Handle(fs.MethodExports, rpc.Unary(func(context.Context, rpc.Peer, struct{}) ([]fs.Exported, error) {
 		return s.server.Exports(), nil
 	}))
@@ -191,16 +201,99 @@ func (s *Service) call(ctx context.Context, host, method string, req *fs.Req, re
 		*resp = *r
 		return nil
 	}
+	if req.Lazy && method == fs.MethodRelease {
+		s.queueRelease(host, req)
+		return nil
+	}
 	info, ok := s.d.Members.Lookup(host)
 	if !ok {
 		return fmt.Errorf("%s: host %s is down", method, host)
 	}
-	if viaSession(method) {
+	if fs.ViaSession(method, req) {
 		ss, err := s.sessionTo(host, info.Addr)
 		if err == nil {
 			return ss.call(ctx, method, req, resp)
 		}
 		s.log.Debug("fs: no session; one call on its own stream", "server", host, "err", err)
 	}
+	if method == fs.MethodRead {
+		return s.readCall(ctx, host, info.Addr, req, resp)
+	}
 	return s.d.Node.Call(ctx, host, info.Addr, method, req, resp)
+}
+
+// Reads on a stream of their own go as fs.readdata: the server sends the
+// data as raw data frames ahead of its reply, a Resp without Data. Raw
+// frames spare both sides the CBOR encoding of the bytes and its copies;
+// a cold sequential read is bound by the CPU.
+
+// readCall is the client's side; a server that does not know fs.readdata
+// is asked fs.read.
+func (s *Service) readCall(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
+	err := s.readData(ctx, host, addr, req, resp)
+	if rpc.CodeOf(err) == wire.CodeNoMethod {
+		return s.d.Node.Call(ctx, host, addr, fs.MethodRead, req, resp)
+	}
+	return err
+}
+
+func (s *Service) readData(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
+	cs, err := s.d.Node.Open(ctx, host, addr, fs.MethodReadData, req)
+	if err != nil {
+		return err
+	}
+	// The server reads nothing but the call's arguments; a failed half
+	// close is not an error, the reply says how the call went.
+	_ = cs.CloseSend()
+	var data []byte
+	for {
+		f, err := cs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cs.Finish(nil)
+			return fmt.Errorf("fs.readdata: receive data: %w", err)
+		}
+		if f.Type != wire.FrameData {
+			cs.Finish(nil)
+			return errors.New("fs.readdata: a message frame among the data: the server broke the protocol")
+		}
+		if data == nil {
+			data = f.Payload
+		} else {
+			data = append(data, f.Payload...)
+		}
+		if len(data) > int(req.Size) {
+			cs.Finish(nil)
+			return fmt.Errorf("fs.readdata: %d bytes for a read of %d: the server broke the protocol", len(data), req.Size)
+		}
+	}
+	if err := cs.Finish(resp); err != nil {
+		return err
+	}
+	resp.Data = data
+	return nil
+}
+
+// serveRead is the server's side of fs.readdata.
+func (s *Service) serveRead(ctx context.Context, c *rpc.Call) error {
+	var req fs.Req
+	if err := c.Args(&req); err != nil {
+		return err
+	}
+	resp, err := s.server.Serve(ctx, c.Peer.Host, fs.MethodRead, &req)
+	if err != nil {
+		return rpc.Errorf(wire.CodeBadRequest, "%v", err)
+	}
+	data := resp.Data
+	resp.Data = nil
+	if len(data) > 0 {
+		err = c.SendData(data)
+	}
+	fs.PutReadBuf(data)
+	if err != nil {
+		return fmt.Errorf("fs.readdata: send data: %w", err)
+	}
+	return c.SetResult(resp)
 }

@@ -11,9 +11,10 @@ import (
 	"sprite/wire"
 )
 
-// Sessions: every fs.* call but reads and writes travels as one message on
-// a long-lived fs.session stream per pair of hosts, rather than on a QUIC
-// stream of its own: the requests of one build are many and small, and a
+// Sessions: every fs.* call but reads and writes of more than fs.SessionIO
+// bytes travels as one message on a long-lived fs.session stream per pair
+// of hosts, rather than on a QUIC stream of its own: the requests of one
+// build are many and small (an untar writes 10 KiB at a time), and a
 // message costs less than a stream. Bulk reads and writes keep a stream
 // per call, so that they run in parallel and a large reply never holds up
 // a small one.
@@ -37,11 +38,6 @@ type session struct {
 	next    uint64                         // guarded by mu
 	pending map[uint64]chan fs.SessionResp // guarded by mu
 	err     error                          // guarded by mu; set when the session broke
-}
-
-// sessionMethods are the methods that go through a session.
-func viaSession(method string) bool {
-	return method != fs.MethodRead && method != fs.MethodWrite
 }
 
 // sessionTo returns the live session to host, opening one if needed.
@@ -171,8 +167,8 @@ func (s *Service) serveSession(ctx context.Context, c *rpc.Call) error {
 		if err := wire.Unmarshal(f.Payload, &r); err != nil {
 			return rpc.Errorf(wire.CodeBadRequest, "fs.session: %v", err)
 		}
-		if !viaSession(r.Method) {
-			return rpc.Errorf(wire.CodeBadRequest, "fs.session: %s goes in a call of its own", r.Method)
+		if !fs.ViaSession(r.Method, &r.Req) {
+			return rpc.Errorf(wire.CodeBadRequest, "fs.session: %s of more than %d bytes goes in a call of its own", r.Method, fs.SessionIO)
 		}
 		wg.Go(func() {
 			out := fs.SessionResp{ID: r.ID}

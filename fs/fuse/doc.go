@@ -6,7 +6,18 @@
 // Caching: the kernel caches entries and attributes for CacheTimeout, and
 // file data across opens when the server says the file is unchanged
 // (FOPEN_KEEP_CACHE after a version check); files under concurrent write
-// sharing are opened with FOPEN_DIRECT_IO. The servers push invalidations
+// sharing are opened with FOPEN_DIRECT_IO. So is a write-only open that is
+// the file's only open on this host, and every other open of the file
+// here while it lasts (node.opened): through the page cache, each write(2)
+// that starts inside a page the kernel does not hold would become two
+// requests, and pages written through a write-only descriptor are never
+// read back from the cache. The first Getattr of a directory after this
+// host made an entry in it is answered with the attributes the server
+// sent with the create (node.dirAttr). In a directory this host made
+// empty, watched by its server (fs.Made.Watched), a name this host did not
+// make is answered "no such file" without a round trip, until any
+// invalidation reaches this mount, and for CacheTimeout at most
+// (node.fresh). The servers push invalidations
 // (fs.invalidate), which Invalidate applies with NotifyEntry and
 // NotifyContent. Never from inside a FUSE handler: the kernel may wait on
 // that very handler. Invalidate runs on the RPC handler's goroutine and

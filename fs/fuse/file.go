@@ -16,12 +16,20 @@ import (
 // file is an open file: a remote handle, the contents of a synthetic
 // file computed at open, or a /proc ctl file.
 type file struct {
-	m     *Mount
-	h     *fs.Handle
-	synth []byte
-	ctl   string      // the path below /proc of a ctl file open for writing
-	cred  fs.Cred     // who opened the ctl file
-	dirty atomic.Bool // written since the last flush
+	m *Mount
+	n *node // the file's node, for its open counts (remote files only)
+	h *fs.Handle
+	// direct: a write-only open with direct I/O (node.opened), counted
+	// in n.direct until its release.
+	direct bool
+	synth  []byte
+	ctl    string      // the path below /proc of a ctl file open for writing
+	cred   fs.Cred     // who opened the ctl file
+	dirty  atomic.Bool // written since the last flush
+	// writeOpen: opened for writing (or truncation), so the server holds
+	// a write descriptor until a flush after the writes (flushed).
+	writeOpen bool
+	flushed   atomic.Bool // a flush reached the server since the last write
 }
 
 var (
@@ -65,32 +73,75 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	return &file{m: n.m, h: h}, n.cacheFlags(h), 0
+	f := &file{m: n.m, n: n, h: h, writeOpen: writes(flags)}
+	return f, n.opened(f, flags), 0
 }
 
-// cacheFlags keeps the kernel's cached pages only when the server's
-// version says the file has not changed since this host last opened it.
-func (n *node) cacheFlags(h *fs.Handle) uint32 {
-	if h.Direct {
-		return fuse.FOPEN_DIRECT_IO
-	}
+// opened counts a new open of a remote file and says how the kernel is to
+// cache it.
+//
+// The kernel keeps cached pages only when the server's version says the
+// file has not changed since this host last opened it; under concurrent
+// write sharing (the server's word) nothing is cached.
+//
+// A write-only open is direct I/O when it is the file's only open on this
+// host, and every other open of the file here is direct I/O while it
+// lasts: the kernel's page cache would only split each
+// write(2) that starts inside a page it does not hold into two requests,
+// each a round trip, and pages written through a write-only descriptor
+// are never read back from the cache (the write changes the version, so
+// the next open drops them).
+func (n *node) opened(f *file, flags uint32) uint32 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	same := n.version == h.Version
-	n.version = h.Version
+	n.opens++
+	writeOnly := flags&syscall.O_ACCMODE == syscall.O_WRONLY
+	if writeOnly && n.opens == 1 && !f.h.Direct {
+		f.direct = true
+		n.direct++
+	}
+	if f.h.Direct || n.direct > 0 {
+		// Pages cached before may be stale by the time this open ends:
+		// the next cached open drops them, whatever its version.
+		n.version = 0
+		return fuse.FOPEN_DIRECT_IO
+	}
+	same := n.version == f.h.Version
+	n.version = f.h.Version
 	if same {
 		return fuse.FOPEN_KEEP_CACHE
 	}
 	return 0
 }
 
+// writes says whether an open with flags gives the server a write
+// descriptor.
+func writes(flags uint32) bool {
+	return flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
+}
+
+// released counts the end of an open of a remote file.
+func (n *node) released(f *file) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.opens--
+	if f.direct {
+		n.direct--
+	}
+}
+
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	h, a, err := n.m.c.Create(ctx, n.m.cred(ctx), n.path(), name, flags, mode)
+	n.changeStart()
+	n.willMake(name)
+	h, a, dir, err := n.m.c.Create(ctx, n.m.cred(ctx), n.path(), name, flags, mode)
+	n.changeEnd(dir)
 	if err != nil {
 		return nil, nil, 0, errno(err)
 	}
 	ch := n.newChild(ctx, &a, fs.RouteDomain, out)
-	return ch, &file{m: n.m, h: h}, ch.Operations().(*node).cacheFlags(h), 0
+	cn := ch.Operations().(*node)
+	f := &file{m: n.m, n: cn, h: h, writeOpen: writes(flags)}
+	return ch, f, cn.opened(f, flags), 0
 }
 
 func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
@@ -119,6 +170,7 @@ func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, sysca
 		return 0, syscall.EBADF
 	}
 	f.dirty.Store(true)
+	f.flushed.Store(false)
 	n, err := f.m.c.Write(ctx, f.h, off, data)
 	if err != nil {
 		return 0, errno(err)
@@ -133,7 +185,11 @@ func (f *file) Flush(ctx context.Context) syscall.Errno {
 	if f.h == nil || !f.dirty.Swap(false) {
 		return 0
 	}
-	return errno(f.m.c.Flush(ctx, f.h))
+	if err := f.m.c.Flush(ctx, f.h); err != nil {
+		return errno(err)
+	}
+	f.flushed.Store(!f.dirty.Load())
+	return 0
 }
 
 func (f *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
@@ -147,7 +203,9 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 	if f.h == nil {
 		return 0
 	}
+	f.n.released(f)
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	return errno(f.m.c.Release(ctx, f.h))
+	lazy := !f.writeOpen || (f.flushed.Load() && !f.dirty.Load())
+	return errno(f.m.c.Release(ctx, f.h, lazy))
 }

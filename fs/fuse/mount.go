@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -36,6 +37,11 @@ type Mount struct {
 	creds  *credCache
 	dev    uint64         // the mount's device: its FUSE connection's number
 	wg     sync.WaitGroup // pending invalidations
+	// invals counts the invalidation batches received, each before it is
+	// applied: a directory made here is trusted to hold only what this
+	// host made in it while the count stays what it was when its mkdir was
+	// sent (node.fresh).
+	invals atomic.Uint64
 }
 
 // MountAt mounts c's namespace at dir, creating dir if it is missing and
@@ -138,6 +144,7 @@ func abortConn(dev uint64) error {
 // Invalidate drops the kernel's cached names, attributes and data of the
 // items. Call it from any goroutine but a FUSE handler's.
 func (m *Mount) Invalidate(items []fs.Item) {
+	m.invals.Add(1)
 	done := make(chan struct{})
 	m.wg.Go(func() {
 		defer close(done)
@@ -167,9 +174,19 @@ func (m *Mount) invalidate(it fs.Item) {
 		}
 	}
 	if cur != nil {
+		changedElsewhere(cur)
 		cur.NotifyContent(0, 0)
 	}
 	if parent != nil {
+		changedElsewhere(parent)
 		parent.NotifyEntry(parts[len(parts)-1])
+	}
+}
+
+// changedElsewhere drops what this host knows of a directory from its own
+// changes (node.dirAttr, node.fresh): the server says it changed.
+func changedElsewhere(in *gofs.Inode) {
+	if n, ok := in.Operations().(*node); ok {
+		n.changedElsewhere()
 	}
 }

@@ -22,6 +22,116 @@ type node struct {
 
 	mu      sync.Mutex
 	version uint64 // guarded by mu; the file's version at its last open here
+	opens   int    // guarded by mu; open handles of this file on this host
+	direct  int    // guarded by mu; of which write-only ones opened with direct I/O
+
+	// A directory's attributes as the server sent them after this host
+	// made an entry in it (dirAfter): the kernel drops a directory's
+	// attributes after each change in it and asks again at the next
+	// path walk; the first such Getattr within dirAttrFor is answered
+	// from here instead of with a round trip.
+	dirAttr   *fs.Attr  // guarded by mu; nil: ask the server
+	dirAttrAt time.Time // guarded by mu
+	changing  int       // guarded by mu; changes of this directory in flight from this host
+
+	// A directory this host made, empty and watched by its server
+	// (fs.Made.Watched): until the server says something in it changed,
+	// a name this host has not made in it is not there, and Lookup says
+	// so without a round trip (as the kernel would from a negative entry).
+	fresh    bool            // guarded by mu
+	freshAt  time.Time       // guarded by mu
+	freshSeq uint64          // guarded by mu; Mount.invals when its mkdir was sent
+	made     map[string]bool // guarded by mu; names this host made in it since
+}
+
+// freshFor bounds how long a fresh directory's absent names are trusted
+// without word from its server: the kernel's own bound on a negative
+// entry.
+const freshFor = CacheTimeout
+
+// setFresh marks n, a directory just made empty and watched by a mkdir
+// sent when Mount.invals was seq.
+func (n *node) setFresh(seq uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.fresh, n.freshAt, n.freshSeq, n.made = true, time.Now(), seq, map[string]bool{}
+}
+
+// willMake notes that this host is about to make name in directory n.
+func (n *node) willMake(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fresh {
+		n.made[name] = true
+	}
+}
+
+// absent reports whether name is known not to be in directory n. Any
+// invalidation received since n's mkdir was sent ends that knowledge: one
+// that arrived before n had a node here could not reach it.
+func (n *node) absent(name string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.fresh || time.Since(n.freshAt) > freshFor || n.m.invals.Load() != n.freshSeq {
+		n.fresh, n.made = false, nil
+		return false
+	}
+	return !n.made[name]
+}
+
+// dirAttrFor bounds how long a directory's attributes from a change stay
+// good for its next Getattr.
+const dirAttrFor = time.Second
+
+// changeStart marks a change in directory n about to be sent to its
+// server: its remembered attributes are stale from now.
+func (n *node) changeStart() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.changing++
+	n.dirAttr = nil
+}
+
+// changeEnd marks the end of a change in directory n; a is n's attributes
+// after it, if the server sent them. They are kept only when no other
+// change of n was in flight, whose effect they might not show.
+func (n *node) changeEnd(a *fs.Attr) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.changing--
+	n.dirAttr = nil
+	if a != nil && n.changing == 0 {
+		n.dirAttr, n.dirAttrAt = a, time.Now()
+	}
+}
+
+// forgetDirAttr drops n's remembered attributes.
+func (n *node) forgetDirAttr() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dirAttr = nil
+}
+
+// changedElsewhere drops what this host knows of directory n by itself
+// (its attributes, its absent names): a server said n or an entry in it
+// changed, or n moved.
+func (n *node) changedElsewhere() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dirAttr = nil
+	n.fresh, n.made = false, nil
+}
+
+// takeDirAttr returns n's remembered attributes if they are fresh, once.
+func (n *node) takeDirAttr() *fs.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.dirAttr
+	n.dirAttr = nil
+	if a == nil || time.Since(n.dirAttrAt) > dirAttrFor {
+		return nil
+	}
+	return a
 }
 
 var (
@@ -91,6 +201,9 @@ func (n *node) newChild(ctx context.Context, a *fs.Attr, kind fs.RouteKind, out 
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.absent(name) && n.m.c.InDomain(n.child(name)) {
+		return nil, syscall.ENOENT
+	}
 	e, err := n.m.c.Lookup(ctx, n.m.cred(ctx), n.path(), name)
 	if err != nil {
 		if e.Kind != fs.RouteDomain {
@@ -107,6 +220,12 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	var h *fs.Handle
 	if fh, ok := f.(*file); ok {
 		h = fh.h
+	}
+	if h == nil && n.kind == fs.RouteDomain {
+		if a := n.takeDirAttr(); a != nil {
+			fillAttr(a, &out.Attr)
+			return 0
+		}
 	}
 	a, err := n.m.c.Getattr(ctx, n.m.cred(ctx), n.path(), h)
 	if err != nil {
@@ -153,6 +272,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if fh, ok := f.(*file); ok {
 		h = fh.h
 	}
+	n.forgetDirAttr()
 	a, err := n.m.c.Setattr(ctx, n.m.cred(ctx), n.path(), h, set)
 	if err != nil {
 		return errno(err)
@@ -165,15 +285,26 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	a, err := n.m.c.Mkdir(ctx, n.m.cred(ctx), n.path(), name, mode)
+	n.changeStart()
+	n.willMake(name)
+	seq := n.m.invals.Load()
+	made, err := n.m.c.Mkdir(ctx, n.m.cred(ctx), n.path(), name, mode)
+	n.changeEnd(made.Dir)
 	if err != nil {
 		return nil, errno(err)
 	}
-	return n.newChild(ctx, &a, fs.RouteDomain, out), 0
+	ch := n.newChild(ctx, &made.Attr, fs.RouteDomain, out)
+	if cn, ok := ch.Operations().(*node); ok && made.Watched {
+		cn.setFresh(seq)
+	}
+	return ch, 0
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	n.changeStart()
+	n.willMake(name)
 	a, err := n.m.c.Symlink(ctx, n.m.cred(ctx), n.path(), name, target)
+	n.changeEnd(nil)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -182,7 +313,10 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	tp := "/" + target.EmbeddedInode().Path(nil)
+	n.changeStart()
+	n.willMake(name)
 	a, err := n.m.c.Link(ctx, n.m.cred(ctx), tp, n.path(), name)
+	n.changeEnd(nil)
 	if err != nil {
 		return nil, errno(err)
 	}
@@ -190,14 +324,32 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	n.changeStart()
+	defer n.changeEnd(nil)
 	return errno(n.m.c.Unlink(ctx, n.m.cred(ctx), n.path(), name))
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	n.changeStart()
+	defer n.changeEnd(nil)
 	return errno(n.m.c.Rmdir(ctx, n.m.cred(ctx), n.path(), name))
 }
 
 func (n *node) Rename(ctx context.Context, name string, np gofs.InodeEmbedder, nname string, flags uint32) syscall.Errno {
+	n.changeStart()
+	defer n.changeEnd(nil)
+	if nn, ok := np.(*node); ok {
+		nn.willMake(nname)
+		if nn != n {
+			nn.changeStart()
+			defer nn.changeEnd(nil)
+		}
+	}
+	if ch := n.GetChild(name); ch != nil {
+		// A directory moved changes too (".."), and its server's watch
+		// stays under the old name: trust nothing of its own.
+		changedElsewhere(ch)
+	}
 	ndir := "/" + np.EmbeddedInode().Path(nil)
 	return errno(n.m.c.Rename(ctx, n.m.cred(ctx), n.path(), name, ndir, nname, flags))
 }
@@ -249,11 +401,13 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	n.forgetDirAttr()
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodSetxattr, n.path(), attr, data, 0, flags)
 	return errno(err)
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	n.forgetDirAttr()
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodRmxattr, n.path(), attr, nil, 0, 0)
 	return errno(err)
 }

@@ -1,0 +1,163 @@
+package fusefs
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"sprite/fs"
+)
+
+// countingMount is testMount with a count of the calls that reach the
+// server, by method.
+func countingMount(t *testing.T) (mnt, dir string, count func(method string) int, reset func()) {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	mnt, dir, _, _ = testMountWith(t, func(c *fs.Client) {
+		inner := c.Call
+		c.Call = func(ctx context.Context, host, method string, req *fs.Req, resp *fs.Resp) error {
+			mu.Lock()
+			counts[method]++
+			mu.Unlock()
+			return inner(ctx, host, method, req, resp)
+		}
+	})
+	count = func(method string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[method]
+	}
+	reset = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		clear(counts)
+	}
+	return mnt, dir, count, reset
+}
+
+// TestUntarRoundTrips: a file written the way tar writes it (records that
+// start inside a page) costs one fs.write per write(2), the directory's
+// attributes after each create need no fs.getattr, and a new name in a
+// directory this host made needs no fs.lookup.
+func TestUntarRoundTrips(t *testing.T) {
+	mnt, _, count, reset := countingMount(t)
+	d := filepath.Join(mnt, "d", "untar")
+	if err := os.Mkdir(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	rec := bytes.Repeat([]byte("z"), 10240)
+	const files, writes = 5, 4
+	for i := range files {
+		f, err := os.OpenFile(filepath.Join(d, "f"+string(rune('a'+i))), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(rec[:1536]); err != nil { // the rest of a header's record
+			t.Fatal(err)
+		}
+		for range writes - 1 {
+			if _, err := f.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := count(fs.MethodWrite); got != files*writes {
+		t.Errorf("%d fs.write calls for %d write(2) calls, want one each", got, files*writes)
+	}
+	if got := count(fs.MethodGetattr); got > 0 {
+		t.Errorf("%d fs.getattr calls: the directory's attributes came with each create", got)
+	}
+	if got := count(fs.MethodLookup); got > 0 {
+		t.Errorf("%d fs.lookup calls in a directory this host made empty", got)
+	}
+	st, err := os.Stat(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ModTime().IsZero() || !st.IsDir() {
+		t.Errorf("directory attributes %v", st)
+	}
+}
+
+// TestWriteOnlyDirectStaysCoherent: a write-only open uses direct I/O, and
+// this host's other opens meanwhile see its writes at once; a later open
+// does not keep pages cached before them.
+func TestWriteOnlyDirectStaysCoherent(t *testing.T) {
+	mnt, _, _, _ := countingMount(t)
+	p := filepath.Join(mnt, "d", "f")
+	old := bytes.Repeat([]byte("a"), 8192)
+	if err := os.WriteFile(p, old, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, old) { // pages now cached
+		t.Fatalf("read %q, %v", b, err)
+	}
+	w, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteAt([]byte("bbbb"), 100); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(append([]byte{}, old[:100]...), "bbbb"...), old[104:]...)
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("read during the write-only open: %q..., %v; want the write", b[96:108], err)
+	}
+	r, err := os.Open(p) // open across the writes below
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := w.WriteAt([]byte("cccc"), 200); err != nil {
+		t.Fatal(err)
+	}
+	copy(want[200:], "cccc")
+	got := make([]byte, len(want))
+	if _, err := r.ReadAt(got, 0); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read through an open made during the write-only one: %q, %v", got[196:208], err)
+	}
+	w.Close()
+	r.Close()
+	if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, want) {
+		t.Fatalf("read after: %q, %v", b[96:108], err)
+	}
+}
+
+// TestFreshDirSeesOtherChanges: a directory this host made answers
+// lookups of names it did not make itself, until its server reports a
+// change in it: a file made on the server's own disk appears as soon as
+// the invalidation arrives, also one made right after the mkdir.
+func TestFreshDirSeesOtherChanges(t *testing.T) {
+	mnt, back, _, _ := countingMount(t)
+	for i := range 20 {
+		name := "fresh" + string(rune('a'+i))
+		if err := os.Mkdir(filepath.Join(mnt, "d", name), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(mnt, "d", name, "x")); !os.IsNotExist(err) {
+			t.Fatalf("stat of a name never made: %v", err)
+		}
+		if err := os.WriteFile(filepath.Join(back, name, "y"), []byte("y"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second) // the cache timeout is 5 s
+		for {
+			if _, err := os.Stat(filepath.Join(mnt, "d", name, "y")); err == nil {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("a file made on the server's disk in a directory this host made: %v after 2s", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
