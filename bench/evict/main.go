@@ -129,11 +129,11 @@ func orchestrate(sprite, lock string, counts []int, trials int, maxHold time.Dur
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	loadBefore := loadavg()
+	loadBefore := benchlab.Loadavg()
 	host, _ := os.Hostname()
 	meta := func() runMeta {
 		return runMeta{Date: start, Host: host, CPUs: runtime.NumCPU(), Trials: trials,
-			LoadBefore: loadBefore, LoadAfter: loadavg(), Took: time.Since(start)}
+			LoadBefore: loadBefore, LoadAfter: benchlab.Loadavg(), Took: time.Since(start)}
 	}
 	var results []result
 	for _, n := range counts {
@@ -171,13 +171,13 @@ func report(meta runMeta, results []result, out string) error {
 // maxHold at a time: then it tears the lab down, lets others in and goes
 // on in a new lab.
 func phase(ctx context.Context, sprite, lock string, n, trials int, maxHold time.Duration) (result, error) {
-	r := result{jobs: n, loadBefore: loadavg()}
+	r := result{jobs: n, loadBefore: benchlab.Loadavg()}
 	for len(r.trials) < trials {
 		if err := labRun(ctx, sprite, lock, &r, trials, maxHold); err != nil {
 			return r, err
 		}
 	}
-	r.loadAfter = loadavg()
+	r.loadAfter = benchlab.Loadavg()
 	return r, nil
 }
 
@@ -244,23 +244,9 @@ func logTails() string {
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "--- %s's daemon.log (end):\n%s", h, tail(log, 15))
+		fmt.Fprintf(&b, "--- %s's daemon.log (end):\n%s", h, benchlab.Tail(log, 15))
 	}
 	return b.String()
-}
-
-// tail is the last n lines of b.
-func tail(b []byte, n int) string {
-	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "") + "\n"
-}
-
-func loadavg() string {
-	la, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(la))[:3], " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"sprite/bench/internal/benchlab"
 )
 
 const (
@@ -213,7 +215,7 @@ wait`, n, target, spin)
 			err = cerr
 		}
 		if err != nil {
-			err = fmt.Errorf("%w\nthe jobs' `sprite mig` said: %s", err, tail(out.Bytes(), 10))
+			err = fmt.Errorf("%w\nthe jobs' `sprite mig` said: %s", err, benchlab.Tail(out.Bytes(), 10))
 		}
 	}()
 

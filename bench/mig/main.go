@@ -85,7 +85,7 @@ func orchestrate(sprite string, n, sshN, warm int, out string) (err error) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	loadBefore := loadavg()
+	loadBefore := benchlab.Loadavg()
 	start := time.Now()
 
 	benchlab.Run(sprite, "lab", "down")
@@ -123,7 +123,7 @@ func orchestrate(sprite string, n, sshN, warm int, out string) (err error) {
 	b, err := drv.Output()
 	if err != nil {
 		if log, lerr := os.ReadFile(sshdLog); lerr == nil {
-			fmt.Fprintf(os.Stderr, "sshd's log on h2:\n%s", tail(log, 20))
+			fmt.Fprintf(os.Stderr, "sshd's log on h2:\n%s", benchlab.Tail(log, 20))
 		}
 		return fmt.Errorf("driver on h1: %w (its messages are above)", err)
 	}
@@ -136,7 +136,7 @@ func orchestrate(sprite string, n, sshN, warm int, out string) (err error) {
 			return fmt.Errorf("the driver timed no run of %s", w)
 		}
 	}
-	loadAfter := loadavg()
+	loadAfter := benchlab.Loadavg()
 	table := render(res, n, sshN, warm, binMB, loadBefore, loadAfter, time.Since(start))
 	fmt.Print(table)
 	if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
@@ -196,20 +196,6 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return os.WriteFile(to, b, 0o755)
-}
-
-// tail is the last n lines of b.
-func tail(b []byte, n int) string {
-	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(len(lines)-n, 0):], "") + "\n"
-}
-
-func loadavg() string {
-	la, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Join(strings.Fields(string(la))[:3], " ")
 }
 
 // stats are one way's figures in milliseconds.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 )
 
 // Run runs a command on this machine with its output on stderr.
@@ -32,4 +33,20 @@ func Down(sprite string) error {
 		return fmt.Errorf("lab down: %w (run `sudo %s lab down` before the next lab)", err, sprite)
 	}
 	return nil
+}
+
+// Tail is the last n lines of b.
+func Tail(b []byte, n int) string {
+	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], "") + "\n"
+}
+
+// Loadavg is the machine's load average over 1, 5 and 15 minutes (a busy
+// machine inflates every figure; benchmarks record it).
+func Loadavg() string {
+	la, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Join(strings.Fields(string(la))[:3], " ")
 }
