@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sprite/internal/term"
 	"sprite/migrate"
 )
 
@@ -53,7 +54,7 @@ func migMain(args []string) error {
 	if !*quiet {
 		cmd.Notices = os.Stderr
 	}
-	tty := !*noTty && !*noStdin && !*hold && isTerminal(os.Stdin) && isTerminal(os.Stdout)
+	tty := !*noTty && !*noStdin && !*hold && term.IsTerminal(os.Stdin) && term.IsTerminal(os.Stdout)
 	if tty {
 		ws, err := winsize(os.Stdin)
 		if err == nil {
@@ -67,7 +68,7 @@ func migMain(args []string) error {
 		return err
 	}
 	if cmd.Tty != nil && !cmd.Local {
-		restore, err := makeRaw(os.Stdin)
+		restore, err := term.MakeRaw(os.Stdin)
 		if err == nil {
 			defer restore()
 		}
@@ -131,40 +132,6 @@ func migExit(cmd *migrate.Cmd, err error) error {
 	}
 }
 
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
-func winsize(f *os.File) (migrate.Winsize, error) {
-	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err != nil {
-		return migrate.Winsize{}, err
-	}
-	return migrate.Winsize{Rows: ws.Row, Cols: ws.Col}, nil
-}
-
-// makeRaw puts the terminal in raw mode (the remote pty does the line
-// discipline) and returns how to restore it.
-func makeRaw(f *os.File) (func(), error) {
-	fd := int(f.Fd())
-	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return nil, err
-	}
-	t := *old
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &t); err != nil {
-		return nil, err
-	}
-	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, old) }, nil
-}
-
 // dieBySignal ends this process by sig, as the job ended, so that the
 // shell at home reports the same death. Go keeps its own handlers for
 // synchronous signals (SEGV, BUS, FPE, ILL) even after signal.Reset, so
@@ -179,4 +146,10 @@ func dieBySignal(sig syscall.Signal) {
 	unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
 	unix.Tgkill(os.Getpid(), unix.Gettid(), sig)
 	time.Sleep(100 * time.Millisecond) // a stop or ignored signal: fall through to an exit status
+}
+
+// winsize is the size of the terminal f.
+func winsize(f *os.File) (migrate.Winsize, error) {
+	rows, cols, err := term.Size(f)
+	return migrate.Winsize{Rows: rows, Cols: cols}, err
 }

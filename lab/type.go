@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"sprite/internal/term"
 )
 
 // DefaultKeys is what Type types when told nothing.
@@ -73,46 +72,19 @@ func TypeHere(keys string) error {
 	}
 }
 
-// openPty opens a new pty pair from /dev/ptmx with the slave in raw mode, so
-// every key reaches the reader as typed.
+// openPty opens a new pty pair with the slave in raw mode, so every key
+// reaches the reader as typed.
 func openPty() (master, slave *os.File, err error) {
-	master, err = os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	master, slave, err = term.OpenPty()
 	if err != nil {
-		return nil, nil, fmt.Errorf("open /dev/ptmx: %w", err)
+		return nil, nil, err
 	}
-	fail := func(e error) (*os.File, *os.File, error) { master.Close(); return nil, nil, e }
-	fd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		return fail(fmt.Errorf("unlock pty: %w", err))
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		return fail(fmt.Errorf("pty number: %w", err))
-	}
-	name := "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
-	slave, err = os.OpenFile(name, os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return fail(fmt.Errorf("open %s: %w", name, err))
-	}
-	if err := makeRaw(int(slave.Fd())); err != nil {
+	if _, err := term.MakeRaw(slave); err != nil {
+		master.Close()
 		slave.Close()
-		return fail(fmt.Errorf("raw mode on %s: %w", name, err))
+		return nil, nil, err
 	}
 	return master, slave, nil
-}
-
-func makeRaw(fd int) error {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
 // readN reads n bytes from f.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sprite/internal/term"
 )
 
 // TestMain makes the test binary its own job init: StartJobInit runs
@@ -237,7 +239,7 @@ func TestJobInitErrors(t *testing.T) {
 
 func TestJobInitTty(t *testing.T) {
 	needRoot(t)
-	master, slave, err := OpenPty()
+	master, slave, err := term.OpenPty()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"sprite/internal/term"
 	"sprite/rpc"
 	"sprite/wire"
 )
@@ -71,11 +72,11 @@ func (e *Executor) startJob(j *job) (*runner, error) {
 func (r *runner) stdio() (in, out, errw *os.File, err error) {
 	s := r.j.spec
 	if s.Tty != nil {
-		m, sl, err := OpenPty()
+		m, sl, err := term.OpenPty()
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if err := SetWinsize(m, *s.Tty); err != nil {
+		if err := term.SetSize(m, s.Tty.Rows, s.Tty.Cols); err != nil {
 			m.Close()
 			sl.Close()
 			return nil, nil, nil, err
@@ -150,7 +151,7 @@ func (r *runner) input(c *rpc.Call, lost func(why string)) {
 			case in.Kind == InputEOF && r.j.spec.Tty != nil:
 				r.stdin.Write([]byte{4}) // ^D: end of input on a terminal
 			case in.Kind == InputResize && in.Size != nil && r.j.spec.Tty != nil:
-				SetWinsize(r.stdin, *in.Size)
+				term.SetSize(r.stdin, in.Size.Rows, in.Size.Cols)
 			}
 		}
 	}

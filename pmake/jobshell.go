@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"sprite/internal/term"
 	"sprite/migrate"
 )
 
@@ -264,7 +265,7 @@ func (js *jobShell) runRemote(session string) int {
 	cmd.Policy = "restart"
 	cmd.Socket = os.Getenv(EnvSocket)
 	var h *held
-	if isTerminal(1) {
+	if term.IsTerminal(os.Stdout) {
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	} else {
 		// Held twice: the home delivers a job's output when it exits (a

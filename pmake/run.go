@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sprite/api"
+	"sprite/internal/term"
 	"sprite/migrate"
 )
 
@@ -144,7 +145,7 @@ func run(o Options) (int, error) {
 	var status *statusLine
 	var copies sync.WaitGroup
 	var pipeW *os.File
-	if isTerminal(2) && !o.DryRun {
+	if term.IsTerminal(os.Stderr) && !o.DryRun {
 		// Make's output passes through the status line. Its stdout too
 		// when that is the same terminal (one pipe keeps the order).
 		status = newStatusLine(os.Stderr)

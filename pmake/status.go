@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"sprite/internal/term"
 )
 
 // statusLine is the one-line progress display on a terminal. Make's output
@@ -69,11 +69,11 @@ func (s *statusLine) clear() {
 }
 
 func termWidth(f *os.File) int {
-	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err != nil || ws.Col < 20 {
+	_, cols, err := term.Size(f)
+	if err != nil || cols < 20 {
 		return 80
 	}
-	return int(ws.Col)
+	return int(cols)
 }
 
 // progress counts jobs from the events as they come.

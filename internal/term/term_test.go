@@ -1,38 +1,28 @@
-package migrate
+package term
 
 import (
 	"io"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-func TestPty(t *testing.T) {
+func TestPtyRawAndSize(t *testing.T) {
 	master, slave, err := OpenPty()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer master.Close()
 	defer slave.Close()
+	if !IsTerminal(slave) || !IsTerminal(master) {
+		t.Fatal("a pty is not a terminal")
+	}
 
 	// Raw mode on the slave: no echo, no line editing, no CR/LF mapping.
-	err = control(slave, func(fd int) error {
-		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-		if err != nil {
-			return err
-		}
-		tio.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-		tio.Oflag &^= unix.OPOST
-		tio.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		tio.Cflag &^= unix.CSIZE | unix.PARENB
-		tio.Cflag |= unix.CS8
-		tio.Cc[unix.VMIN], tio.Cc[unix.VTIME] = 1, 0
-		return unix.IoctlSetTermios(fd, unix.TCSETS, tio)
-	})
+	restore, err := MakeRaw(slave)
 	if err != nil {
 		t.Fatalf("raw mode: %v", err)
 	}
+	defer restore()
 	msg := []byte("hello\r\x00\xff\x03 world\n")
 	if _, err := master.Write(msg); err != nil {
 		t.Fatal(err)
@@ -56,15 +46,11 @@ func TestPty(t *testing.T) {
 		t.Errorf("master read %q, %v; want %q", back, err, "a\nb")
 	}
 
-	want := Winsize{Rows: 33, Cols: 101}
-	if err := SetWinsize(master, want); err != nil {
+	if err := SetSize(master, 33, 101); err != nil {
 		t.Fatal(err)
 	}
-	ws, err := GetWinsize(slave)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ws != want {
-		t.Errorf("window size %+v, want %+v", ws, want)
+	rows, cols, err := Size(slave)
+	if err != nil || rows != 33 || cols != 101 {
+		t.Errorf("window size %dx%d (%v), want 101x33", cols, rows, err)
 	}
 }
