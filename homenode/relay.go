@@ -76,10 +76,9 @@ func (r *inputRelay) switchTo(ts *rpc.ClientStream) {
 	}
 }
 
-// restartable reports whether the job may be run again from the start: it
-// has not consumed input from home, and no output of an attempt was
-// delivered where it could not be taken back... except to a caller who
-// is told (jobs without HoldOutput get a notice line).
+// restartable reports whether the job may be run again from the start:
+// it has not consumed input from home (output already delivered is the
+// caller's to judge: jobs without HoldOutput get a notice line).
 func (j *job) restartable() bool {
 	j.in.mu.Lock()
 	defer j.in.mu.Unlock()
@@ -198,12 +197,7 @@ func (s *Service) signalOn(ctx context.Context, host, id string, sig syscall.Sig
 	defer cancel()
 	args := migrate.SignalArgs{ID: id, Signal: int(sig)}
 	if host == s.d.Self().Name {
-		cl, sv := rpc.Pipe()
-		go func() {
-			rpc.ServeStream(cctx, sv, rpc.Peer{Host: host, Addr: "self"}, s.d.Mux, wire.DefaultMaxFrame)
-			sv.Done()
-		}()
-		return rpc.Invoke(cctx, cl, migrate.MethodSignal, args, nil, wire.DefaultMaxFrame)
+		return rpc.Invoke(cctx, s.selfConn(cctx), migrate.MethodSignal, args, nil, wire.DefaultMaxFrame)
 	}
 	info, up := s.d.Members.Lookup(host)
 	if !up {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sprite/daemon"
 	"sprite/migrate"
 	"sprite/rpc"
 	"sprite/wire"
@@ -88,7 +89,7 @@ func (s *Service) run(ctx context.Context, c *rpc.Call) error {
 		}
 		if !j.restartable() || attempt >= maxAttempts {
 			if end.kind == endLost {
-				end.exit.Lost += restartNote(j, attempt)
+				end.exit.Lost += restartNote(attempt)
 			}
 			return c.SetResult(end.exit)
 		}
@@ -98,7 +99,7 @@ func (s *Service) run(ctx context.Context, c *rpc.Call) error {
 	}
 }
 
-func restartNote(j *job, attempt int) string {
+func restartNote(attempt int) string {
 	if attempt >= maxAttempts {
 		return fmt.Sprintf(" (started %d times; giving up)", attempt)
 	}
@@ -112,7 +113,7 @@ func (s *Service) spec(p rpc.Peer, req migrate.Request, mounts []migrate.Mount) 
 	if err != nil {
 		return migrate.Spec{}, rpc.Errorf(wire.CodeError, "sprite mig: %v", err)
 	}
-	return migrate.Spec{ID: s.allocID(p.PID), Home: s.d.Self().Name, User: userName(p.UID), UID: p.UID, GID: p.GID,
+	return migrate.Spec{ID: s.allocID(p.PID), Home: s.d.Self().Name, User: daemon.UserName(p.UID), UID: p.UID, GID: p.GID,
 		Groups: groups, Argv: req.Argv, Env: req.Env, Dir: req.Dir, Umask: req.Umask, Tty: req.Tty,
 		Mounts: mounts, NoStdin: req.NoStdin, Policy: req.Policy}, nil
 }
@@ -155,15 +156,20 @@ func (s *Service) startOn(ctx context.Context, host string, spec migrate.Spec) (
 }
 
 // openSelf calls this host's own executor through an in-process stream.
-// The serving goroutine ends when the call does.
 func (s *Service) openSelf(ctx context.Context, spec migrate.Spec) (*rpc.ClientStream, error) {
+	return rpc.Start(ctx, s.selfConn(ctx), migrate.MethodExec, spec, wire.DefaultMaxFrame)
+}
+
+// selfConn is a stream to this daemon's own cluster methods, without the
+// network (a job its home runs itself). The serving goroutine ends when
+// the call does.
+func (s *Service) selfConn(ctx context.Context) rpc.Conn {
 	cl, sv := rpc.Pipe()
-	self := s.d.Self().Name
 	go func() {
-		rpc.ServeStream(ctx, sv, rpc.Peer{Host: self, Addr: "self"}, s.d.Mux, wire.DefaultMaxFrame)
+		rpc.ServeStream(ctx, sv, rpc.Peer{Host: s.d.Self().Name, Addr: "self"}, s.d.Mux, wire.DefaultMaxFrame)
 		sv.Done()
 	}()
-	return rpc.Start(ctx, cl, migrate.MethodExec, spec, wire.DefaultMaxFrame)
+	return cl
 }
 
 // lostExit is the end of a job whose target went away.

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,7 +14,6 @@ import (
 	"sprite/idle"
 	"sprite/migrate"
 	"sprite/rpc"
-	"sprite/wire"
 )
 
 // firstSyntheticID numbers jobs whose caller already has a job (a Go
@@ -113,14 +110,6 @@ func (s *Service) drop(id string) {
 	s.mu.Unlock()
 }
 
-// userName is the name of uid here, or the number.
-func userName(uid uint32) string {
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		return u.Username
-	}
-	return strconv.FormatUint(uint64(uid), 10)
-}
-
 // mounts lists this home's exports as the job must see them, and whether
 // dir is inside one of them (or inside the global namespace itself).
 func (s *Service) mounts(dir string) ([]migrate.Mount, bool) {
@@ -181,5 +170,3 @@ func (s *Service) list(uid uint32, all bool) []migrate.Job {
 
 // callTimeout bounds a control call to another host.
 const callTimeout = 5 * time.Second
-
-var _ = wire.CodeOK

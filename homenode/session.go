@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"sprite/daemon"
 	"sprite/idledb"
 	"sprite/migrate"
 	"sprite/rpc"
@@ -69,7 +70,7 @@ func (s *Service) session(ctx context.Context, c *rpc.Call) error {
 			}
 		}
 	}()
-	hold := db.Hold(hctx, idledb.Request{ID: fmt.Sprintf("session-%d-%s", c.Peer.UID, a.ID), User: userName(c.Peer.UID), N: a.N})
+	hold := db.Hold(hctx, idledb.Request{ID: fmt.Sprintf("session-%d-%s", c.Peer.UID, a.ID), User: daemon.UserName(c.Peer.UID), N: a.N})
 	for g := range hold.C {
 		s.mu.Lock()
 		ss.hosts = g.Hosts

@@ -331,10 +331,7 @@ func (s *Service) idle(_ context.Context, p rpc.Peer, a SetArgs) (Status, error)
 
 // mayChange allows root and the configured owners.
 func (s *Service) mayChange(p rpc.Peer) error {
-	if p.UID == 0 {
-		return nil
-	}
-	if u, err := user.LookupId(strconv.Itoa(int(p.UID))); err == nil && slices.Contains(s.d.Config().Owners, u.Username) {
+	if s.d.Config().IsOwner(p.UID) {
 		return nil
 	}
 	return rpc.Errorf(wire.CodePermission, "only root or this host's owners (config owners = [...]) may change its idle policy")

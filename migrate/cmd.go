@@ -65,9 +65,11 @@ type Cmd struct {
 	sendMu sync.Mutex // guards sends on stream
 	local  *exec.Cmd
 	done   chan struct{} // closed when the receive loop has the exit
-	exit   Exit
-	err    error // receive loop's failure; valid after done
-	copyWG sync.WaitGroup
+	// stopKill unregisters the context's kill once the job has ended.
+	stopKill func() bool
+	exit     Exit
+	err      error // receive loop's failure; valid after done
+	copyWG   sync.WaitGroup
 }
 
 // Command returns a Cmd for name and its arguments.
@@ -123,7 +125,7 @@ func (c *Cmd) Start() error {
 		c.copyWG.Go(c.sendStdin)
 	}
 	go c.receive()
-	context.AfterFunc(c.ctx, func() { c.Signal(os.Kill) })
+	c.stopKill = context.AfterFunc(c.ctx, func() { c.Signal(os.Kill) })
 	return nil
 }
 
@@ -252,6 +254,7 @@ func (c *Cmd) Wait() error {
 		return errors.New("sprite: Wait without Start")
 	}
 	<-c.done
+	c.stopKill() // the job has ended: its id may be another job's soon
 	if c.err != nil {
 		return c.err
 	}

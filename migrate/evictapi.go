@@ -3,12 +3,10 @@ package migrate
 import (
 	"context"
 	"os/exec"
-	"os/user"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"sprite/daemon"
 	"sprite/rpc"
 	"sprite/wire"
 )
@@ -31,10 +29,10 @@ func (e *Executor) evictLocal(ctx context.Context, p rpc.Peer, a EvictArgs) (Evi
 		err := e.d.Node.Call(cctx, a.Host, info.Addr, MethodEvict, EvictArgs{Reason: "root on " + self + " evicted " + a.Host + "'s foreign jobs"}, &r)
 		return r, err
 	}
-	if !e.isOwner(p.UID) {
+	if !e.d.Config().IsOwner(p.UID) {
 		return EvictReply{}, rpc.Errorf(wire.CodePermission, "sprite evict: only root and this host's owners (config owners) may evict its foreign jobs")
 	}
-	who := userNameOf(p.UID)
+	who := daemon.UserName(p.UID)
 	return EvictReply{Frozen: e.Evict(who+" ran sprite evict on "+self, time.Time{})}, nil
 }
 
@@ -49,17 +47,6 @@ func (e *Executor) evictRemote(ctx context.Context, p rpc.Peer, a EvictArgs) (Ev
 
 func (e *Executor) evictionsLocal(ctx context.Context, p rpc.Peer, _ struct{}) ([]Eviction, error) {
 	return e.Evictions(), nil
-}
-
-func (e *Executor) isOwner(uid uint32) bool {
-	return uid == 0 || slices.Contains(e.d.Config().Owners, userNameOf(uid))
-}
-
-func userNameOf(uid uint32) string {
-	if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
-		return u.Username
-	}
-	return strconv.FormatUint(uint64(uid), 10)
 }
 
 // probeCheckpoint finds out once whether this host could checkpoint a job
