@@ -78,7 +78,8 @@ func readLoadAvg(path string) (float64, error) {
 
 // runnable counts the runnable threads of this host's processes, leaving
 // out the daemon and foreign work. A process with one thread costs one
-// read; only multi-threaded ones have their task directory read.
+// read; only multi-threaded ones have their task directory read, and only
+// runnable ones are checked for being foreign.
 func (m *loadMeter) runnable() int {
 	d, err := os.Open(m.proc)
 	if err != nil {
@@ -90,7 +91,7 @@ func (m *loadMeter) runnable() int {
 	buf := make([]byte, 1024)
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
-		if err != nil || pid == m.self || (m.foreign != nil && m.foreign(pid)) {
+		if err != nil || pid == m.self {
 			continue
 		}
 		dir := filepath.Join(m.proc, name)
@@ -98,13 +99,17 @@ func (m *loadMeter) runnable() int {
 		if !ok {
 			continue
 		}
-		if threads <= 1 {
-			if state == 'R' {
-				n++
-			}
-			continue
+		c := 0
+		switch {
+		case threads > 1:
+			c = runnableTasks(filepath.Join(dir, "task"), buf)
+		case state == 'R':
+			c = 1
 		}
-		n += runnableTasks(filepath.Join(dir, "task"), buf)
+		// Only a process that adds load is asked whether it is foreign.
+		if c > 0 && (m.foreign == nil || !m.foreign(pid)) {
+			n += c
+		}
 	}
 	return n
 }
