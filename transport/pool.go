@@ -120,12 +120,14 @@ func (n *Node) Forget(host string) {
 func (n *Node) openStream(ctx context.Context, host, addr string) (stream, error) {
 	c, err := n.conn(ctx, host, addr)
 	if err != nil {
-		return stream{}, err
+		return stream{}, explain(host, err)
 	}
 	s, err := c.OpenStreamSync(ctx)
 	if err != nil {
+		// With TLS 1.3 a peer's refusal of our certificate may reach us
+		// only now, after our side of the handshake has finished.
 		n.Forget(host)
-		return stream{}, fmt.Errorf("open stream to %s: %w", host, err)
+		return stream{}, explain(host, fmt.Errorf("open stream to %s: %w", host, err))
 	}
 	return stream{s}, nil
 }
