@@ -32,8 +32,16 @@ type Client struct {
 	Hosts   HostsFunc     // the synthetic /hosts tree
 	Procs   ProcTable     // the synthetic /proc tree; nil: /proc is empty
 	Log     *slog.Logger
+	// WriteBehind is how long a small write may wait in its handle's
+	// buffer (writebehind.go); 0 means 100ms, a negative value turns
+	// write-behind off.
+	WriteBehind time.Duration
 
 	procs procCache // the last listing of Procs
+
+	wbMu     sync.Mutex                  // after any Handle.wb.mu (writebehind.go)
+	wopen    map[string]map[*Handle]bool // guarded by wbMu; handles open for writing, by path
+	recalled map[string]time.Time        // guarded by wbMu; recent recalls, by path
 }
 
 // Handle is an open remote file.
@@ -44,6 +52,9 @@ type Handle struct {
 	Direct  bool   // not cached by the kernel (concurrent write sharing)
 	Append  bool   // O_APPEND: writes land at the end, so never split
 	Version uint64 // the file's version at open
+
+	path string // the global path it was opened by
+	wb   wbuf   // its write-behind buffer
 }
 
 // ErrNotRemote is returned for operations on parts of the tree no host
@@ -148,6 +159,10 @@ func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, 
 // Getattr returns p's attributes (through h when it is open).
 func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Attr, error) {
 	if h != nil {
+		if a, ok, err := c.statAfterWrites(ctx, h); ok {
+			return a, err
+		}
+		c.flushPath(ctx, h.path)
 		// Through the handle: the file may have no name any more.
 		resp, err := c.do(ctx, h.Domain, MethodGetattr, &Req{Cred: cr, Handle: h.ID})
 		if err != nil {
@@ -166,6 +181,7 @@ func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Att
 	case RouteNone:
 		return Attr{}, syscall.ENOENT
 	}
+	c.flushPath(ctx, p)
 	resp, err := c.do(ctx, r.Domain, MethodGetattr, &Req{Cred: cr, Path: r.Rel})
 	if err != nil {
 		return Attr{}, err
@@ -175,6 +191,10 @@ func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Att
 
 // Setattr changes p's attributes.
 func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set SetAttr) (Attr, error) {
+	c.flushPath(ctx, p)
+	if h != nil && h.path != p {
+		c.flushPath(ctx, h.path)
+	}
 	if h != nil && set.Valid == SetSize {
 		// ftruncate: through the handle, named or not.
 		resp, err := c.do(ctx, h.Domain, MethodSetattr, &Req{Cred: cr, Handle: h.ID, Set: &set})
@@ -239,16 +259,21 @@ func (c *Client) Open(ctx context.Context, cr Cred, p string, flags uint32) (*Ha
 	if err != nil {
 		return nil, Attr{}, err
 	}
+	sent := time.Now()
 	resp, err := c.do(ctx, r.Domain, MethodOpen, &Req{Cred: cr, Path: r.Rel, Flags: flags, Boot: c.Boot})
 	if err != nil {
 		return nil, Attr{}, err
 	}
-	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, nil
+	return c.handle(r.Domain, cr, resp, p, flags, sent), *resp.Attr, nil
 }
 
-func (c *Client) handle(d Domain, cr Cred, resp *Resp, flags uint32) *Handle {
-	return &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
-		Append: flags&syscall.O_APPEND != 0}
+func (c *Client) handle(d Domain, cr Cred, resp *Resp, p string, flags uint32, sent time.Time) *Handle {
+	h := &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
+		Append: flags&syscall.O_APPEND != 0, path: p}
+	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
+		c.writable(h, sent)
+	}
+	return h
 }
 
 // Create makes and opens name in dir. It also returns dir's attributes
@@ -259,11 +284,12 @@ func (c *Client) Create(ctx context.Context, cr Cred, dir, name string, flags, m
 		return nil, Attr{}, nil, err
 	}
 	d, n := splitPath(r.Rel)
+	sent := time.Now()
 	resp, err := c.do(ctx, r.Domain, MethodCreate, &Req{Cred: cr, Path: d, Name: n, Flags: flags, Mode: mode, Boot: c.Boot})
 	if err != nil {
 		return nil, Attr{}, nil, err
 	}
-	return c.handle(r.Domain, cr, resp, flags), *resp.Attr, resp.Dir, nil
+	return c.handle(r.Domain, cr, resp, path.Join(dir, name), flags, sent), *resp.Attr, resp.Dir, nil
 }
 
 // chunk is the most one fs.read or fs.write call carries: a QUIC stream
@@ -274,6 +300,10 @@ const chunk = 256 << 10
 
 // Read reads up to size bytes at off.
 func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
+	if b, ok, err := c.readAfterWrites(ctx, h, off, size); ok {
+		return b, err
+	}
+	c.flushPath(ctx, h.path)
 	if size <= chunk {
 		return c.readChunk(ctx, h, off, size)
 	}
@@ -311,8 +341,8 @@ func (c *Client) readChunk(ctx context.Context, h *Handle, off int64, size int) 
 	return resp.Data, nil
 }
 
-// Write writes data at off; what it reports written is a prefix of data.
-func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
+// writeThrough sends a write now, in parallel chunks when it is large.
+func (c *Client) writeThrough(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
 	if len(data) <= chunk || h.Append {
 		return c.writeChunk(ctx, h, off, data)
 	}
@@ -349,28 +379,4 @@ func (c *Client) writeChunk(ctx context.Context, h *Handle, off int64, data []by
 		return 0, err
 	}
 	return int(resp.N), nil
-}
-
-// Flush is close(2) of one descriptor of h.
-func (c *Client) Flush(ctx context.Context, h *Handle) error {
-	_, err := c.do(ctx, h.Domain, MethodFlush, &Req{Cred: h.Cred, Handle: h.ID})
-	return err
-}
-
-// Fsync makes h's data durable on the server.
-func (c *Client) Fsync(ctx context.Context, h *Handle, dataOnly bool) error {
-	req := &Req{Cred: h.Cred, Handle: h.ID}
-	if dataOnly {
-		req.Flags = 1
-	}
-	_, err := c.do(ctx, h.Domain, MethodFsync, req)
-	return err
-}
-
-// Release closes h. lazy says that the server holds no write descriptor
-// for h (it was opened read-only, or its writes were flushed): then the
-// release may reach the server a little later, with others.
-func (c *Client) Release(ctx context.Context, h *Handle, lazy bool) error {
-	_, err := c.do(ctx, h.Domain, MethodRelease, &Req{Cred: h.Cred, Handle: h.ID, Lazy: lazy})
-	return err
 }

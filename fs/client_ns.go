@@ -96,6 +96,7 @@ func (c *Client) Rename(ctx context.Context, cr Cred, dir, name, ndir, nname str
 	if r.Domain.Prefix != nr.Domain.Prefix {
 		return syscall.EXDEV
 	}
+	c.flushPath(ctx, path.Join(dir, name))
 	d, n := splitPath(r.Rel)
 	nd, nn := splitPath(nr.Rel)
 	_, err = c.do(ctx, r.Domain, MethodRename, &Req{Cred: cr, Path: d, Name: n, NewPath: nd, NewName: nn, Flags: flags})
@@ -115,6 +116,7 @@ func (c *Client) Link(ctx context.Context, cr Cred, p, ndir, nname string) (Attr
 	if r.Domain.Prefix != nr.Domain.Prefix {
 		return Attr{}, syscall.EXDEV
 	}
+	c.flushPath(ctx, p)
 	nd, nn := splitPath(nr.Rel)
 	resp, err := c.do(ctx, r.Domain, MethodLink, &Req{Cred: cr, Path: r.Rel, NewPath: nd, NewName: nn})
 	if err != nil {

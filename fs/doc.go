@@ -61,6 +61,15 @@
 // (DirWatched), and the client then answers lookups of names it did not
 // make there itself until the server reports a change in it.
 //
+// Small writes are write-behind (writebehind.go): a write(2) of less than
+// 256 KiB waits in its handle's buffer, for at most Client.WriteBehind
+// (100 ms), and goes to the server with the others in one fs.writev: at
+// close with the flush, at fstat(2) with the attributes, at a read(2) with
+// the read (a linker's read-modify-write of a block is one call, not
+// three). The server recalls the buffers of a file that comes under
+// concurrent write sharing before the open that starts the sharing
+// returns (Invalidate.Recall); the recalled handles write through.
+//
 // # Consistency (docs/consistency.md)
 //
 // Sprite's scheme, on top of the kernel's caches. The server keeps an open
@@ -90,6 +99,12 @@
 // answers after at most 200 ms whether or not the kernel has finished, so
 // the server never waits long.
 //
+// The client's write-behind locks are the exception: a handle's wbuf.mu
+// is held across the call that sends its buffer (so writes through that
+// handle wait for it), and is taken before Client.wbMu, never after. A
+// recall from a server takes wbuf.mu of the file's handles; it waits at
+// most for a send in flight, which never waits for a recall.
+//
 // A file's write descriptor on the server is traded for a read-only one at
 // the client's close (flush) and reopened by the next write: a program
 // linked through /sprite can be executed on the server's host at once,
@@ -97,5 +112,7 @@
 //
 // Goroutines and owners: the notifier's per-client drains (notifier.stop), the watcher's reader and adder
 // (watcher.stop), each parallel chunk of a read or write (the call that
-// started it waits for it).
+// started it waits for it), a write-behind timer's flush (Release stops
+// the timer; a flush that has started holds wbuf.mu, which Release waits
+// for).
 package fs

@@ -115,13 +115,20 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 		return nil, err
 	}
 	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
-	r := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, Item{Prefix: c.e.prefix, Path: rel}, write)
+	it := Item{Prefix: c.e.prefix, Path: rel}
+	r, recall := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, it, write)
 	r.Dir = dirAttr
+	// Other hosts that write the file may hold writes back (write-behind):
+	// they send them, and write through from now on, before this open
+	// returns, so the opener reads the last write.
+	c.s.note.recall(c.ctx, recall, it, syncWait)
 	return r, nil
 }
 
 // register records an open and decides whether the client may cache it.
-func (s *Server) register(client string, boot int64, fd int, flags uint64, st *unix.Stat_t, e *export, it Item, write bool) *Resp {
+// Under concurrent write sharing it also returns the other clients that
+// have the file open for writing.
+func (s *Server) register(client string, boot int64, fd int, flags uint64, st *unix.Stat_t, e *export, it Item, write bool) (*Resp, []string) {
 	key := fileKey{st.Dev, st.Ino}
 	s.mu.Lock()
 	s.forgetBootLocked(client, boot)
@@ -141,8 +148,15 @@ func (s *Server) register(client string, boot int64, fd int, flags uint64, st *u
 		f.gen++
 	}
 	direct := f.sharedLocked()
+	var recall []string
 	if !direct {
 		o.cached++
+	} else {
+		for cl, other := range f.opens {
+			if cl != client && other.writers > 0 {
+				recall = append(recall, cl)
+			}
+		}
 	}
 	s.next++
 	id := s.next
@@ -154,7 +168,7 @@ func (s *Server) register(client string, boot int64, fd int, flags uint64, st *u
 	if direct {
 		r.Flags |= OpenDirect
 	}
-	return r
+	return r, recall
 }
 
 // forgetBootLocked drops the handles of an earlier incarnation of client's
@@ -263,24 +277,91 @@ func opWrite(c *opCtx) (*Resp, error) {
 	}
 	c.s.note.mark(c.client, h.item)
 	n := 0
-	err = h.use(true, func(fd int) error {
-		for n < len(c.req.Data) {
-			m, err := unix.Pwrite(fd, c.req.Data[n:], c.req.Offset+int64(n))
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			n += m
-		}
-		return nil
+	err = h.use(true, func(fd int) (err error) {
+		n, err = pwriteAll(fd, c.req.Data, c.req.Offset)
+		return err
 	})
 	if err != nil && n == 0 {
 		return nil, err
 	}
 	c.s.wroteHandle(c.ctx, h)
 	return &Resp{N: int64(n)}, nil
+}
+
+// opWriteV writes a client's write-behind extents in order, then flushes
+// the handle when asked (WriteVFlush), or answers with its attributes
+// (WriteVStat), or reads Size bytes at Offset. N is the bytes written before the
+// first failure; a failure is the answer's errno, so the client reports it
+// (at the latest at close) rather than losing it.
+func opWriteV(c *opCtx) (*Resp, error) {
+	h, err := c.s.handle(c.client, c.req.Handle)
+	if err != nil {
+		return nil, err
+	}
+	if extentBytes(c.req.Extents) > MaxIO || len(c.req.Extents) > MaxBatch {
+		return nil, unix.EFBIG
+	}
+	for _, e := range c.req.Extents {
+		if e.Offset < 0 {
+			return nil, unix.EINVAL
+		}
+	}
+	c.s.note.mark(c.client, h.item)
+	total := 0
+	err = h.use(true, func(fd int) error {
+		for _, e := range c.req.Extents {
+			n, err := pwriteAll(fd, e.Data, e.Offset)
+			total += n
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if total > 0 {
+		c.s.wroteHandle(c.ctx, h)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.req.Flags&WriteVFlush != 0 {
+		c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
+	}
+	if c.req.Flags&WriteVStat != 0 {
+		var a *Attr
+		err := h.use(false, func(fd int) (err error) {
+			a, err = fstatAttr(c.e, fd)
+			return err
+		})
+		return &Resp{N: int64(total), Attr: a}, err
+	}
+	if c.req.Size > 0 {
+		// A read after the writes (a read-modify-write on the client):
+		// Offset and Size are the read's.
+		r, err := opRead(c)
+		if err != nil {
+			return nil, err
+		}
+		r.N = int64(total)
+		return r, nil
+	}
+	return &Resp{N: int64(total)}, nil
+}
+
+// pwriteAll writes all of b at off, or fails.
+func pwriteAll(fd int, b []byte, off int64) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Pwrite(fd, b[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // wroteHandle counts a write. During concurrent write sharing the other
@@ -320,17 +401,22 @@ func opFlush(c *opCtx) (*Resp, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.s.mu.Lock()
+	c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
+	return &Resp{}, nil
+}
+
+// flushHandle is the server's side of close(2) after writes.
+func (s *Server) flushHandle(ctx context.Context, prefix, client string, h *handle) {
+	s.mu.Lock()
 	dirty := h.dirty
 	h.dirty = false
-	c.s.mu.Unlock()
+	s.mu.Unlock()
 	if dirty {
-		c.s.note.allNow(c.ctx, c.e.prefix, c.client, h.item, syncWait)
+		s.note.allNow(ctx, prefix, client, h.item, syncWait)
 	}
 	if h.write {
 		h.dropWrite()
 	}
-	return &Resp{}, nil
 }
 
 func opFsync(c *opCtx) (*Resp, error) {

@@ -132,15 +132,26 @@ func (n *notifier) allNow(ctx context.Context, prefix, except string, it Item, w
 
 // now delivers it to clients in parallel and waits for them, up to wait.
 func (n *notifier) now(ctx context.Context, clients []string, it Item, wait time.Duration) {
+	n.deliver(ctx, clients, Invalidate{Items: []Item{it}}, wait)
+}
+
+// recall is now with Invalidate.Recall: the clients also send their
+// write-behind data for it before they answer.
+func (n *notifier) recall(ctx context.Context, clients []string, it Item, wait time.Duration) {
+	n.deliver(ctx, clients, Invalidate{Items: []Item{it}, Recall: true}, wait)
+}
+
+func (n *notifier) deliver(ctx context.Context, clients []string, inv Invalidate, wait time.Duration) {
 	if n.send == nil || len(clients) == 0 {
 		return
 	}
+	it := inv.Items[0]
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() {
-			if err := n.send(ctx, c, Invalidate{Items: []Item{it}}); err != nil {
+			if err := n.send(ctx, c, inv); err != nil {
 				n.log.Debug("fs: invalidation not delivered", "client", c, "path", it.Prefix+"/"+it.Path, "err", err)
 			}
 		})

@@ -12,7 +12,7 @@ var ops map[string]func(c *opCtx) (*Resp, error)
 func init() {
 	ops = map[string]func(c *opCtx) (*Resp, error){
 		MethodLookup: opLookup, MethodGetattr: opGetattr, MethodSetattr: opSetattr,
-		MethodOpen: opOpen, MethodCreate: opCreate, MethodRead: opRead, MethodWrite: opWrite,
+		MethodOpen: opOpen, MethodCreate: opCreate, MethodRead: opRead, MethodWrite: opWrite, MethodWriteV: opWriteV,
 		MethodFlush: opFlush, MethodFsync: opFsync, MethodRelease: opRelease,
 		MethodMkdir: opMkdir, MethodUnlink: opUnlink, MethodRmdir: opRmdir, MethodRename: opRename,
 		MethodLink: opLink, MethodSymlink: opSymlink, MethodReadlink: opReadlink,

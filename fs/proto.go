@@ -5,14 +5,21 @@ package fs
 // Resp with Errno set (the call itself succeeds), so errno values cross the
 // network unchanged. fs.invalidate goes the other way, server to client.
 const (
-	MethodExports    = "fs.exports"
-	MethodLookup     = "fs.lookup"
-	MethodGetattr    = "fs.getattr"
-	MethodSetattr    = "fs.setattr"
-	MethodOpen       = "fs.open"
-	MethodCreate     = "fs.create"
-	MethodRead       = "fs.read"
-	MethodWrite      = "fs.write"
+	MethodExports = "fs.exports"
+	MethodLookup  = "fs.lookup"
+	MethodGetattr = "fs.getattr"
+	MethodSetattr = "fs.setattr"
+	MethodOpen    = "fs.open"
+	MethodCreate  = "fs.create"
+	MethodRead    = "fs.read"
+	MethodWrite   = "fs.write"
+	// MethodWriteV writes several extents of one handle in one call, in
+	// order (a client's write-behind buffer, Req.Extents); with Flags
+	// WriteVFlush it is also the handle's fs.flush, with WriteVStat its
+	// fs.getattr, and with Size > 0 an fs.read of Size bytes at Offset,
+	// after the writes. A server that does not
+	// know it is sent fs.write calls instead.
+	MethodWriteV     = "fs.writev"
 	MethodFlush      = "fs.flush"
 	MethodFsync      = "fs.fsync"
 	MethodRelease    = "fs.release"
@@ -51,6 +58,8 @@ func ViaSession(method string, req *Req) bool {
 		return req.Size <= SessionIO
 	case MethodWrite:
 		return len(req.Data) <= SessionIO
+	case MethodWriteV:
+		return extentBytes(req.Extents) <= SessionIO && req.Size <= SessionIO
 	}
 	return true
 }
@@ -112,6 +121,8 @@ type Req struct {
 	Boot    int64    `cbor:"14,keyasint,omitempty"` // the client daemon's boot id
 	// Handles: fs.release, more handles of the same client to close.
 	Handles []uint64 `cbor:"15,keyasint,omitempty"`
+	// Extents: fs.writev, the writes to make, in order.
+	Extents []Extent `cbor:"16,keyasint,omitempty"`
 
 	// Lazy (never sent) tells the Caller that nobody waits for this
 	// request's effect: it may be delayed and sent with others
@@ -216,9 +227,35 @@ type Exported struct {
 }
 
 // Invalidate is the argument of fs.invalidate: entries whose cached names,
-// attributes and data a client must drop.
+// attributes and data a client must drop. Recall says that the file has
+// just come under concurrent write sharing: the client sends what it
+// holds in its write-behind buffers for the items before it answers, and
+// writes through from then on.
 type Invalidate struct {
-	Items []Item `cbor:"1,keyasint"`
+	Items  []Item `cbor:"1,keyasint"`
+	Recall bool   `cbor:"2,keyasint,omitempty"`
+}
+
+// Extent is one write of an fs.writev: Data at Offset.
+type Extent struct {
+	Offset int64  `cbor:"1,keyasint"`
+	Data   []byte `cbor:"2,keyasint"`
+}
+
+// Flags of an fs.writev: after the writes, flush the handle (close(2)
+// after write-behind, one call instead of two), or answer with its
+// attributes (fstat(2), as the kernel asks after writes).
+const (
+	WriteVFlush = 1 << iota
+	WriteVStat
+)
+
+func extentBytes(ex []Extent) int {
+	n := 0
+	for _, e := range ex {
+		n += len(e.Data)
+	}
+	return n
 }
 
 // Item names one entry: Path (relative to the domain's root) in Prefix.

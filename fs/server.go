@@ -113,13 +113,17 @@ func (s *Server) closeExports() {
 	}
 }
 
+// unknownMethod is in the error for a method this server does not know,
+// so that a newer client can tell and fall back.
+const unknownMethod = "unknown method"
+
 // Serve runs one fs.* method for client (the caller's host, from its
 // certificate). File system failures come back as Resp.Errno; the error is
 // for requests that break the protocol.
 func (s *Server) Serve(ctx context.Context, client, method string, req *Req) (*Resp, error) {
 	op := ops[method]
 	if op == nil {
-		return nil, fmt.Errorf("fs: unknown method %q", method)
+		return nil, fmt.Errorf("fs: %s %q", unknownMethod, method)
 	}
 	e := s.exports[req.Prefix]
 	if e == nil {

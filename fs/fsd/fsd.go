@@ -164,11 +164,16 @@ func (s *Service) handleInvalidate(ctx context.Context, p rpc.Peer, inv fs.Inval
 			items = append(items, it)
 		}
 	}
-	s.invalidate(items)
+	s.invalidate(ctx, items, inv.Recall)
 	return struct{}{}, nil
 }
 
-func (s *Service) invalidate(items []fs.Item) {
+// invalidate hands the items to the client's write-behind buffers (which
+// send what they hold for them) and then drops the kernel's caches.
+func (s *Service) invalidate(ctx context.Context, items []fs.Item, recall bool) {
+	if len(items) > 0 {
+		s.client.Recall(ctx, items, recall)
+	}
 	s.mu.Lock()
 	m := s.mount
 	s.mu.Unlock()
@@ -180,7 +185,7 @@ func (s *Service) invalidate(items []fs.Item) {
 // send delivers a server's invalidation to a client host.
 func (s *Service) send(ctx context.Context, host string, inv fs.Invalidate) error {
 	if host == s.d.Self().Name {
-		s.invalidate(inv.Items)
+		s.invalidate(ctx, inv.Items, inv.Recall)
 		return nil
 	}
 	info, ok := s.d.Members.Lookup(host)

@@ -43,14 +43,19 @@ func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *
 	os.Chmod(dir, 0o777)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var m *Mount
+	var c *fs.Client
 	srv, err := fs.NewServer(fs.ServerConfig{Host: "h1", Exports: []fs.Exported{{Prefix: "/d", Path: dir}}, Log: log,
-		Send: func(ctx context.Context, host string, inv fs.Invalidate) error { m.Invalidate(inv.Items); return nil }})
+		Send: func(ctx context.Context, host string, inv fs.Invalidate) error {
+			c.Recall(ctx, inv.Items, inv.Recall)
+			m.Invalidate(inv.Items)
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tb = fs.NewTable(log)
 	tb.Set("h1", srv.Exports(), true)
-	c := &fs.Client{Table: tb, Log: log, Boot: 1,
+	c = &fs.Client{Table: tb, Log: log, Boot: 1,
 		Call: func(ctx context.Context, host, method string, req *fs.Req, resp *fs.Resp) error {
 			r, err := srv.Serve(ctx, host, method, req)
 			if err == nil {

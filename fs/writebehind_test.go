@@ -1,0 +1,223 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// wbCluster is one server (h1, exporting dir as /t) and a client per host
+// name, each wired to the server in process; the server's invalidations
+// reach the clients' Recall. Write-behind waits an hour unless recalled,
+// so that only what the tests do moves data.
+type wbCluster struct {
+	dir     string
+	srv     *Server
+	mu      sync.Mutex
+	clients map[string]*Client
+	calls   map[string]int // guarded by mu; by method, all clients
+}
+
+func newWBCluster(t *testing.T, hosts ...string) *wbCluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("these tests act as other users and need root: sudo go test ./fs/...")
+	}
+	w := &wbCluster{dir: t.TempDir(), clients: map[string]*Client{}, calls: map[string]int{}}
+	os.Chmod(w.dir, 0o777)
+	log := slog.New(slog.DiscardHandler)
+	srv, err := NewServer(ServerConfig{Host: "h1", Exports: []Exported{{Prefix: "/t", Path: w.dir}}, Log: log, Workers: 2,
+		Send: func(ctx context.Context, host string, inv Invalidate) error {
+			w.mu.Lock()
+			c := w.clients[host]
+			w.mu.Unlock()
+			if c != nil {
+				c.Recall(ctx, inv.Items, inv.Recall)
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	w.srv = srv
+	tb := NewTable(log)
+	tb.Set("h1", srv.Exports(), true)
+	for _, h := range hosts {
+		w.clients[h] = &Client{Table: tb, Log: log, Boot: 1, WriteBehind: time.Hour,
+			Call: func(ctx context.Context, _, method string, req *Req, resp *Resp) error {
+				w.mu.Lock()
+				w.calls[method]++
+				w.mu.Unlock()
+				r, err := srv.Serve(ctx, h, method, req)
+				if err == nil {
+					*resp = *r
+				}
+				return err
+			}}
+	}
+	return w
+}
+
+func (w *wbCluster) count(method string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls[method]
+}
+
+func (w *wbCluster) disk(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Many small writes through one descriptor reach the server as one call at
+// close, with the close; the server has every byte once close returns.
+func TestWriteBehindCoalescesUntilClose(t *testing.T) {
+	w := newWBCluster(t, "h2")
+	c, ctx := w.clients["h2"], context.Background()
+	h, _, _, err := c.Create(ctx, alice, "/t", "out", syscall.O_WRONLY|syscall.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	for i := range 500 {
+		p := bytes.Repeat([]byte{byte('a' + i%26)}, 100+i%7)
+		if n, err := c.Write(ctx, h, int64(want.Len()), p); err != nil || n != len(p) {
+			t.Fatalf("write %d: %d, %v", i, n, err)
+		}
+		want.Write(p)
+	}
+	if got := w.disk(t, "out"); got != "" {
+		t.Fatalf("the server has %d bytes before the close; write-behind should hold them", len(got))
+	}
+	if err := c.Flush(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.disk(t, "out"); got != want.String() {
+		t.Fatalf("after close the server has %d bytes, want the %d written", len(got), want.Len())
+	}
+	if n := w.count(MethodWriteV); n != 1 || w.count(MethodWrite)+w.count(MethodFlush) != 0 {
+		t.Errorf("500 writes and a close took %d fs.writev, %d fs.write, %d fs.flush; want one fs.writev",
+			n, w.count(MethodWrite), w.count(MethodFlush))
+	}
+	c.Release(ctx, h, true)
+}
+
+// A stat or a read on the writing host sees what its buffers hold.
+func TestWriteBehindSeenByThisHost(t *testing.T) {
+	w := newWBCluster(t, "h2")
+	c, ctx := w.clients["h2"], context.Background()
+	h, _, _, err := c.Create(ctx, alice, "/t", "f", syscall.O_RDWR|syscall.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release(ctx, h, false)
+	c.Write(ctx, h, 0, []byte("hello "))
+	c.Write(ctx, h, 6, []byte("world"))
+	if a, err := c.Getattr(ctx, alice, "/t/f", nil); err != nil || a.Size != 11 {
+		t.Fatalf("stat during the writes: size %d, %v; want 11", a.Size, err)
+	}
+	c.Write(ctx, h, 0, []byte("HELLO"))
+	r, _, err := c.Open(ctx, alice, "/t/f", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release(ctx, r, true)
+	if b, err := c.Read(ctx, r, 0, 64); err != nil || string(b) != "HELLO world" {
+		t.Fatalf("read through another descriptor: %q, %v", b, err)
+	}
+	// A read-modify-write through the writing descriptor, as a linker
+	// does it: each read carries the writes before it, one call a block.
+	writev, reads := w.count(MethodWriteV), w.count(MethodRead)
+	for i := range 10 {
+		c.Write(ctx, h, int64(i), []byte("*"))
+		if b, err := c.Read(ctx, h, 0, 64); err != nil || string(b[:i+1]) != strings.Repeat("*", i+1) {
+			t.Fatalf("read back after write %d: %q, %v", i, b, err)
+		}
+	}
+	if n, m := w.count(MethodWriteV)-writev, w.count(MethodRead)-reads; n != 10 || m != 0 {
+		t.Errorf("10 writes each read back took %d fs.writev and %d fs.read calls; want 10 and 0", n, m)
+	}
+	// fstat(2) after writes, as the kernel asks: one call, the size right.
+	writev, stats := w.count(MethodWriteV), w.count(MethodGetattr)
+	c.Write(ctx, h, 11, []byte("!!"))
+	if a, err := c.Getattr(ctx, alice, "/t/f", h); err != nil || a.Size != 13 {
+		t.Fatalf("fstat after a write: size %d, %v; want 13", a.Size, err)
+	}
+	if n, m := w.count(MethodWriteV)-writev, w.count(MethodGetattr)-stats; n != 1 || m != 0 {
+		t.Errorf("a write and an fstat took %d fs.writev and %d fs.getattr calls; want 1 and 0", n, m)
+	}
+}
+
+// Sequential write sharing across hosts: a host opening a file another
+// host is writing (not yet closed) makes the writer send its buffer first,
+// and from then on the writer writes through.
+func TestWriteBehindRecalledByAnotherHost(t *testing.T) {
+	w := newWBCluster(t, "h2", "h3")
+	a, b, ctx := w.clients["h2"], w.clients["h3"], context.Background()
+	ha, _, _, err := a.Create(ctx, alice, "/t", "shared", syscall.O_RDWR|syscall.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(ctx, ha, false)
+	a.Write(ctx, ha, 0, []byte("first"))
+	if got := w.disk(t, "shared"); got != "" {
+		t.Fatalf("server has %q before any other host opened the file", got)
+	}
+	hb, _, err := b.Open(ctx, alice, "/t/shared", syscall.O_RDONLY)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release(ctx, hb, true)
+	if got, err := b.Read(ctx, hb, 0, 64); err != nil || string(got) != "first" {
+		t.Fatalf("h3 read %q, %v; want h2's unclosed write", got, err)
+	}
+	a.Write(ctx, ha, 0, []byte("SECOND"))
+	if got, err := b.Read(ctx, hb, 0, 64); err != nil || string(got) != "SECOND" {
+		t.Fatalf("h3 read %q, %v after h2's write during the sharing; want it at once", got, err)
+	}
+}
+
+// A full disk: writes the server cannot store are reported, at the latest
+// by close, never dropped in silence.
+func TestWriteBehindFullDiskReported(t *testing.T) {
+	w := newWBCluster(t, "h2")
+	small := filepath.Join(w.dir, "small")
+	os.Mkdir(small, 0o777)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k,mode=0777", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	c, ctx := w.clients["h2"], context.Background()
+	h, _, _, err := c.Create(ctx, alice, "/t/small", "big", syscall.O_WRONLY|syscall.O_CREAT, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Release(ctx, h, false)
+	p := bytes.Repeat([]byte("x"), 4096)
+	var werr error
+	for i := range 64 { // 256 KiB into 64 KiB
+		if _, werr = c.Write(ctx, h, int64(i*len(p)), p); werr != nil {
+			break
+		}
+	}
+	if werr == nil {
+		werr = c.Flush(ctx, h)
+	}
+	if !errors.Is(werr, syscall.ENOSPC) {
+		t.Fatalf("256 KiB into a 64 KiB file system: the writes and close reported %v, want ENOSPC", werr)
+	}
+}
