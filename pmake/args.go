@@ -16,6 +16,9 @@ type Options struct {
 	Local int
 	// Stats is --stats.
 	Stats bool
+	// ExportLinks is --export-links: links and archives go to other
+	// hosts too (linkstep.go).
+	ExportLinks bool
 	// OutputSync is set when the user chose -O/--output-sync themselves.
 	OutputSync bool
 	// DryRun is -n, -q, -t, -p or an informational option (--version,
@@ -81,6 +84,8 @@ func ParseArgs(args []string) (Options, error) {
 			return o, nil
 		case a == "--stats":
 			o.Stats = true
+		case a == "--export-links":
+			o.ExportLinks = true
 		case a == "--jobs" || strings.HasPrefix(a, "--jobs="):
 			v, ok := strings.CutPrefix(a, "--jobs=")
 			if !ok && i+1 < len(args) && isNum(args[i+1]) {

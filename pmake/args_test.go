@@ -14,6 +14,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-j", "8", "all"}, Options{Jobs: 8, Local: -1, MakeArgs: []string{"all"}}},
 		{[]string{"-j", "all"}, Options{Local: -1, MakeArgs: []string{"all"}}},
 		{[]string{"-kj8", "-L2", "--stats"}, Options{Jobs: 8, Local: 2, Stats: true, MakeArgs: []string{"-k"}}},
+		{[]string{"--export-links", "-j4"}, Options{Jobs: 4, Local: -1, ExportLinks: true}},
 		{[]string{"-C", "src", "-f", "GNUmakefile", "x"}, Options{Local: -1, Dir: "src", MakeArgs: []string{"-C", "src", "-f", "GNUmakefile", "x"}}},
 		{[]string{"-Csrc", "-Cdeep", "-Onone"}, Options{Local: -1, Dir: "src/deep", OutputSync: true, MakeArgs: []string{"-Csrc", "-Cdeep", "-Onone"}}},
 		{[]string{"-sn", "--jobs=3", "SHELL=/bin/bash", "CC=gcc"}, Options{Jobs: 3, Local: -1, DryRun: true, Shell: "/bin/bash", MakeArgs: []string{"-sn", "CC=gcc"}}},

@@ -67,8 +67,10 @@
 //     while reading makefiles (empty target), or when it is not under a
 //     pmake on this host (a make inside a remote job, whose recipes then
 //     run on that host with /bin/sh). A target matched by PMAKE_NOEXPORT,
-//     a build without a session, or no free slot under -L runs as a child
-//     here. Everything else goes through migrate.Cmd with Session set.
+//     a link or archive step (IsLinkStep, linkstep.go; unless
+//     --export-links or -L), a build without a session, or no free slot
+//     under -L runs as a child here. Everything else goes through
+//     migrate.Cmd with Session set.
 //  4. Stdio: stdout and stderr are make's (with -O a temporary file per
 //     target). When stdout is not a terminal the job's output is held
 //     until it ends, by the home (Cmd.HoldOutput: a job the home restarts
@@ -118,6 +120,7 @@
 //	-j N, --jobs N     jobs at once (make's -j); default: the session's slots + this host's CPUs
 //	-L N, --local N    at most N jobs at home (Sprite pmake's -L; make's -L is --check-symlink-times)
 //	--stats            after the build, each job's target, host, time, status (stderr)
+//	--export-links     links and archives go to idle hosts too (default: home)
 //	-O, --output-sync  as make's; pmake passes -Otarget unless given
 //	SHELL=X            the shell recipe lines run under (default /bin/sh)
 //

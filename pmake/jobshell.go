@@ -30,6 +30,9 @@ const (
 	EnvMake    = "PMAKE_MAKE"    // the make program pmake runs
 	EnvShell   = "PMAKE_SHELL"   // the shell recipe lines run under (default /bin/sh)
 	EnvSocket  = "PMAKE_SOCKET"  // the daemon's socket, for tests ("" is the default)
+	// EnvExportLinks set (to anything but "" or "0") exports links and
+	// archives too (--export-links; linkstep.go).
+	EnvExportLinks = "PMAKE_EXPORT_LINKS"
 )
 
 // JobShellFlag is the first argument of a job shell.
@@ -167,6 +170,8 @@ func (js *jobShell) main(home bool) int {
 		why = "PMAKE_NOEXPORT"
 	case session == "":
 		why = "no session"
+	case os.Getenv(EnvLocal) == "" && !exportLinks() && IsLinkStep(js.line):
+		why = "a link (--export-links)"
 	}
 	if v := os.Getenv(EnvLocal); v != "" {
 		if n, err := strconv.Atoi(v); err == nil {
@@ -182,6 +187,11 @@ func (js *jobShell) main(home bool) int {
 		return js.runHome(why, nil)
 	}
 	return js.runRemote(session)
+}
+
+func exportLinks() bool {
+	v := os.Getenv(EnvExportLinks)
+	return v != "" && v != "0"
 }
 
 // signals a job shell passes on to its job.

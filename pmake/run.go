@@ -30,6 +30,8 @@ GNU make with every recipe line on an idle host of the sprite cluster.
   -j N, --jobs=N    jobs at once (default: the idle hosts' slots + this host's CPUs)
   -L N, --local=N   at most N jobs at home (make's -L is --check-symlink-times)
   --stats           after the build: each job's host, time and status (stderr)
+  --export-links    links and archives (cc -o without -c, ld, ar, ranlib) run on
+                    idle hosts too; by default they stay home (PMAKE_EXPORT_LINKS=1)
   PMAKE_NOEXPORT=T  targets (make patterns) whose recipes stay home
 pmake passes -Otarget unless -O is given. GNU make's own options follow.
 
@@ -134,6 +136,9 @@ func run(o Options) (int, error) {
 	}
 	if o.Local >= 0 {
 		env = append(env, EnvLocal+"="+strconv.Itoa(o.Local))
+	}
+	if o.ExportLinks {
+		env = append(env, EnvExportLinks+"=1")
 	}
 	if o.Shell != "" {
 		env = append(env, EnvShell+"="+o.Shell)

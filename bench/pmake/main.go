@@ -416,6 +416,15 @@ const notes = `
   daemon log: "grant withdrawn ... why=busy"): a host whose idle detector
   counts the foreign jobs' own threads as its load turns busy under
   pmake's compiles.
-- The build's critical path is the largest compiles (lvm.c, lparser.c,
-  lcode.c) and the final ar and links, which run one after another.
+- pmake keeps the ar, the ranlib and the two links at home ("a link"
+  above; --export-links sends them out too): they read every object and
+  use little CPU, so through /sprite they took 2 to 4 times as long as at
+  home, and they run one after another at the end of the build.
+- The build's critical path is the largest compile, lvm.c (about 1.1 s of
+  the build's 9.6 s of CPU at full speed on this machine), which make
+  starts only as its 19th compile, then the ar, the ranlib and a link in
+  series. With 8 hosts of equal speed and make's order no spread of this
+  Makefile passes about 5.5x (9.6 s of work, a critical path of about
+  1.75 s): the brief's 7x cannot be reached with this project, by pmake
+  or by distcc.
 `
