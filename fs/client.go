@@ -191,6 +191,11 @@ func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Att
 
 // Setattr changes p's attributes.
 func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set SetAttr) (Attr, error) {
+	if set.Valid&SetSize == 0 {
+		if a, ok, err := c.setattrAfterWrites(ctx, cr, p, set); ok {
+			return a, err
+		}
+	}
 	c.flushPath(ctx, p)
 	if h != nil && h.path != p {
 		c.flushPath(ctx, h.path)

@@ -64,7 +64,8 @@
 // Small writes are write-behind (writebehind.go): a write(2) of less than
 // 256 KiB waits in its handle's buffer, for at most Client.WriteBehind
 // (100 ms), and goes to the server with the others in one fs.writev: at
-// close with the flush, at fstat(2) with the attributes, at a read(2) with
+// close with the flush, at fstat(2) with the attributes, at utimes(2) or
+// chmod(2) with the change (tar sets times before its close), at a read(2) with
 // the read (a linker's read-modify-write of a block is one call, not
 // three). The server recalls the buffers of a file that comes under
 // concurrent write sharing before the open that starts the sharing

@@ -289,8 +289,9 @@ func opWrite(c *opCtx) (*Resp, error) {
 }
 
 // opWriteV writes a client's write-behind extents in order, then flushes
-// the handle when asked (WriteVFlush), or answers with its attributes
-// (WriteVStat), or reads Size bytes at Offset. N is the bytes written before the
+// the handle when asked (WriteVFlush), or changes Path's attributes
+// (WriteVSetattr), or answers with its attributes (WriteVStat), or reads
+// Size bytes at Offset. N is the bytes written before the
 // first failure; a failure is the answer's errno, so the client reports it
 // (at the latest at close) rather than losing it.
 func opWriteV(c *opCtx) (*Resp, error) {
@@ -326,6 +327,19 @@ func opWriteV(c *opCtx) (*Resp, error) {
 	}
 	if c.req.Flags&WriteVFlush != 0 {
 		c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
+	}
+	if c.req.Flags&WriteVSetattr != 0 {
+		// As fs.setattr of Path, with the caller's credentials.
+		if c.req.Set == nil {
+			return nil, unix.EINVAL
+		}
+		c.req.Handle = 0
+		r, err := opSetattr(c)
+		if err != nil {
+			return nil, err
+		}
+		r.N = int64(total)
+		return r, nil
 	}
 	if c.req.Flags&WriteVStat != 0 {
 		var a *Attr

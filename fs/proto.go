@@ -16,8 +16,9 @@ const (
 	// MethodWriteV writes several extents of one handle in one call, in
 	// order (a client's write-behind buffer, Req.Extents); with Flags
 	// WriteVFlush it is also the handle's fs.flush, with WriteVStat its
-	// fs.getattr, and with Size > 0 an fs.read of Size bytes at Offset,
-	// after the writes. A server that does not
+	// fs.getattr, with WriteVSetattr an fs.setattr of Path, and with
+	// Size > 0 an fs.read of Size bytes at Offset, after the writes. A
+	// server that does not
 	// know it is sent fs.write calls instead.
 	MethodWriteV     = "fs.writev"
 	MethodFlush      = "fs.flush"
@@ -244,10 +245,13 @@ type Extent struct {
 
 // Flags of an fs.writev: after the writes, flush the handle (close(2)
 // after write-behind, one call instead of two), or answer with its
-// attributes (fstat(2), as the kernel asks after writes).
+// attributes (fstat(2), as the kernel asks after writes), or change the
+// attributes of Path by Set and answer with them (fs.setattr by path:
+// tar's futimens(2) before its close).
 const (
 	WriteVFlush = 1 << iota
 	WriteVStat
+	WriteVSetattr
 )
 
 func extentBytes(ex []Extent) int {

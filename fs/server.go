@@ -163,6 +163,10 @@ func changes(method string, req *Req) []Item {
 		return []Item{it(req.Path), it(joinPath(req.NewPath, req.NewName))}
 	case MethodSetattr, MethodSetxattr, MethodRmxattr:
 		return []Item{it(req.Path)}
+	case MethodWriteV:
+		if req.Flags&WriteVSetattr != 0 {
+			return []Item{it(req.Path)}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,8 +14,9 @@ import (
 //
 //   - it holds wbMax bytes or wbExtents extents;
 //   - the file is closed (the writev carries the flush: one call, not two),
-//     synced, truncated, read, or asked for its attributes on this host,
-//     or renamed or linked;
+//     synced, truncated, read, asked for its attributes or given new ones
+//     (chmod, utimes: the writev carries the change) on this host, or
+//     renamed or linked;
 //   - Client.WriteBehind (default wbDelay) has passed since the first
 //     write it holds;
 //   - the server recalls it (Invalidate.Recall: another host opened the
@@ -229,6 +231,47 @@ func (c *Client) statAfterWrites(ctx context.Context, h *Handle) (a Attr, ok boo
 		return Attr{}, false, nil
 	}
 	return *resp.Attr, true, nil
+}
+
+// setattrAfterWrites is a chmod, chown or utimes of p while a handle of
+// this host holds writes to it (tar sets a file's times through its
+// descriptor before it closes it): one fs.writev carries the writes and
+// the change. ok is false when no handle holds writes for p, or the one
+// that does was opened by another user.
+func (c *Client) setattrAfterWrites(ctx context.Context, cr Cred, p string, set SetAttr) (a Attr, ok bool, err error) {
+	r := c.Table.Route(p)
+	if r.Kind != RouteDomain {
+		return Attr{}, false, nil
+	}
+	var h *Handle
+	for _, o := range c.writers(p) {
+		if o.Domain == r.Domain && sameCred(o.Cred, cr) {
+			h = o
+			break
+		}
+	}
+	if h == nil {
+		return Attr{}, false, nil
+	}
+	c.flushOthers(ctx, h)
+	b := &h.wb
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ext) == 0 || b.n > chunk {
+		return Attr{}, false, nil
+	}
+	resp, err := c.sendOne(ctx, h, &Req{Flags: WriteVSetattr, Path: r.Rel, Set: &set})
+	if err != nil {
+		return Attr{}, true, err
+	}
+	if resp == nil || resp.Attr == nil {
+		return Attr{}, false, nil
+	}
+	return *resp.Attr, true, nil
+}
+
+func sameCred(a, b Cred) bool {
+	return a.UID == b.UID && a.GID == b.GID && slices.Equal(a.Groups, b.Groups)
 }
 
 // flushOthers sends the buffers of the other handles open for writing

@@ -162,6 +162,48 @@ func TestWriteBehindSeenByThisHost(t *testing.T) {
 	}
 }
 
+// tar sets a file's times through its descriptor before it closes it:
+// the change rides on the fs.writev of the buffered writes, and the close
+// is one more call. Another user's change does not ride on alice's
+// buffer: it goes on its own, after her writes, and is judged as his.
+func TestWriteBehindCarriesSetattr(t *testing.T) {
+	w := newWBCluster(t, "h2")
+	c, ctx := w.clients["h2"], context.Background()
+	h, _, _, err := c.Create(ctx, alice, "/t", "x.c", syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write(ctx, h, 0, []byte("int main(void) { return 0; }\n"))
+	mtime := time.Date(2022, 1, 13, 11, 24, 43, 0, time.UTC).UnixNano()
+	a, err := c.Setattr(ctx, alice, "/t/x.c", nil, SetAttr{Valid: SetMtime, Mtime: mtime})
+	if err != nil || a.Mtime != mtime || a.Size != 29 {
+		t.Fatalf("utimes after a write: mtime %d size %d, %v; want %d and 29", a.Mtime, a.Size, err, mtime)
+	}
+	if n, m := w.count(MethodWriteV), w.count(MethodSetattr); n != 1 || m != 0 {
+		t.Errorf("a write and a utimes took %d fs.writev and %d fs.setattr; want 1 and 0", n, m)
+	}
+	if err := c.Flush(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(w.dir, "x.c"))
+	if err != nil || st.ModTime().UnixNano() != mtime || w.disk(t, "x.c") != "int main(void) { return 0; }\n" {
+		t.Fatalf("on the server: %v, %v, %q", st.ModTime(), err, w.disk(t, "x.c"))
+	}
+
+	c.Write(ctx, h, 29, []byte("// more\n"))
+	bob := Cred{UID: 1001, GID: 1001}
+	if _, err := c.Setattr(ctx, bob, "/t/x.c", nil, SetAttr{Valid: SetMode, Mode: 0o777}); !errors.Is(err, syscall.EPERM) {
+		t.Errorf("bob's chmod of alice's file: %v, want EPERM", err)
+	}
+	if got := w.disk(t, "x.c"); !strings.HasSuffix(got, "// more\n") {
+		t.Errorf("alice's write before bob's chmod is not on the server: %q", got)
+	}
+	if st, _ := os.Stat(filepath.Join(w.dir, "x.c")); st.Mode().Perm() != 0o644 {
+		t.Errorf("bob's refused chmod changed the mode to %v", st.Mode())
+	}
+	c.Release(ctx, h, false)
+}
+
 // Sequential write sharing across hosts: a host opening a file another
 // host is writing (not yet closed) makes the writer send its buffer first,
 // and from then on the writer writes through.
