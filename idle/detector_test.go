@@ -62,12 +62,19 @@ func typeKey(t *testing.T, m, s *os.File) time.Time {
 // thread list like "SRR" for a multi-threaded process).
 func fakeProc(t *testing.T, dir string, procs map[int]string) {
 	t.Helper()
+	fakeProcParents(t, dir, procs, nil)
+}
+
+// fakeProcParents is fakeProc with the parents of some processes (the
+// others' is 1).
+func fakeProcParents(t *testing.T, dir string, procs map[int]string, parents map[int]int) {
+	t.Helper()
 	os.RemoveAll(dir)
 	for pid, states := range procs {
 		pd := filepath.Join(dir, strconv.Itoa(pid))
 		writeStat := func(path string, state byte, threads int) {
 			os.MkdirAll(filepath.Dir(path), 0o755)
-			line := fmt.Sprintf("%d (a (b) c) %c 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 %d 0 100\n", pid, state, threads)
+			line := fmt.Sprintf("%d (a (b) c) %c %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 %d 0 100\n", pid, state, max(parents[pid], 1), threads)
 			if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -230,20 +237,24 @@ func TestLoadHysteresis(t *testing.T) {
 
 func TestForeignAndSelfAreNotLoad(t *testing.T) {
 	proc := filepath.Join(t.TempDir(), "proc")
-	fakeProc(t, proc, map[int]string{os.Getpid(): "R", 20: "R", 21: "RR"})
+	// 20: the owner's; 21: a foreign job; 22: a job's init before it
+	// joins the job's cgroup, and 23 loginctl, both the daemon's children;
+	// 24: the owner's, started by 20.
+	fakeProcParents(t, proc, map[int]string{os.Getpid(): "R", 20: "R", 21: "RR", 22: "R", 23: "R", 24: "RR"},
+		map[int]int{22: os.Getpid(), 23: os.Getpid(), 24: 20})
 	m := &loadMeter{source: LoadProc, proc: proc, self: os.Getpid(), tau: time.Second,
 		foreign: func(pid int) bool { return pid == 21 }}
-	if n := m.runnable(); n != 1 {
-		t.Fatalf("runnable %d, want 1 (the daemon and foreign work do not count)", n)
+	if n := m.runnable(); n != 3 {
+		t.Fatalf("runnable %d, want 3 (the daemon, its children and foreign work do not count)", n)
 	}
 }
 
 func TestParseStatWithOddNames(t *testing.T) {
-	st, th, ok := parseStat([]byte("42 (x) y) z) R 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 7 0 100"))
-	if !ok || st != 'R' || th != 7 {
-		t.Fatalf("got %c %d %v", st, th, ok)
+	st, pp, th, ok := parseStat([]byte("42 (x) y) z) R 9 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 7 0 100"))
+	if !ok || st != 'R' || pp != 9 || th != 7 {
+		t.Fatalf("got %c %d %d %v", st, pp, th, ok)
 	}
-	if _, _, ok := parseStat([]byte("42 (x")); ok {
+	if _, _, _, ok := parseStat([]byte("42 (x")); ok {
 		t.Fatal("parsed a truncated line")
 	}
 }

@@ -35,7 +35,8 @@
 // is slow. So by default (LoadProc) the detector computes the host's own
 // load average the way the kernel does, from this host's /proc: every
 // SampleEvery it counts runnable threads (state R) that are neither the
-// daemon's own nor foreign (ForeignFilter), and folds the count into an
+// daemon's own (its threads and its direct children: a job's init before
+// it joins the job's cgroup, loginctl) nor foreign (ForeignFilter), and folds the count into an
 // exponentially decaying average with time constant LoadTau (10 s). In the
 // lab every host has its own PID namespace and /proc, so a CPU burner on h2
 // raises h2's load and no other host's; a thread throttled by a CPU quota

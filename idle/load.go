@@ -77,9 +77,13 @@ func readLoadAvg(path string) (float64, error) {
 }
 
 // runnable counts the runnable threads of this host's processes, leaving
-// out the daemon and foreign work. A process with one thread costs one
-// read; only multi-threaded ones have their task directory read, and only
-// runnable ones are checked for being foreign.
+// out the daemon, its direct children and foreign work. The daemon's
+// children are its own work: a job's `sprite _jobinit` before it joins the
+// job's cgroup, loginctl asked about sessions, fusermount; counted, they
+// turned a 0.25-CPU lab host busy under a stream of foreign jobs. A
+// process with one thread costs one read; only multi-threaded ones have
+// their task directory read, and only runnable ones are checked for being
+// foreign.
 func (m *loadMeter) runnable() int {
 	d, err := os.Open(m.proc)
 	if err != nil {
@@ -95,8 +99,8 @@ func (m *loadMeter) runnable() int {
 			continue
 		}
 		dir := filepath.Join(m.proc, name)
-		state, threads, ok := readStat(filepath.Join(dir, "stat"), buf)
-		if !ok {
+		state, ppid, threads, ok := readStat(filepath.Join(dir, "stat"), buf)
+		if !ok || ppid == m.self {
 			continue
 		}
 		c := 0
@@ -123,39 +127,41 @@ func runnableTasks(dir string, buf []byte) int {
 	d.Close()
 	n := 0
 	for _, t := range names {
-		if state, _, ok := readStat(filepath.Join(dir, t, "stat"), buf); ok && state == 'R' {
+		if state, _, _, ok := readStat(filepath.Join(dir, t, "stat"), buf); ok && state == 'R' {
 			n++
 		}
 	}
 	return n
 }
 
-// readStat returns the state and thread count from a /proc stat file.
-func readStat(path string, buf []byte) (state byte, threads int, ok bool) {
+// readStat returns the state, parent and thread count from a /proc stat
+// file.
+func readStat(path string, buf []byte) (state byte, ppid, threads int, ok bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	n, _ := f.Read(buf)
 	f.Close()
 	return parseStat(buf[:n])
 }
 
-// parseStat reads fields 3 (state) and 20 (num_threads) of a stat line;
-// the command name (field 2) may hold spaces and parentheses, so fields
-// are counted from its last ')'.
-func parseStat(b []byte) (state byte, threads int, ok bool) {
+// parseStat reads fields 3 (state), 4 (ppid) and 20 (num_threads) of a
+// stat line; the command name (field 2) may hold spaces and parentheses,
+// so fields are counted from its last ')'.
+func parseStat(b []byte) (state byte, ppid, threads int, ok bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 || i+2 >= len(b) {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 18 || len(f[0]) != 1 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	t, err := strconv.Atoi(string(f[17]))
-	if err != nil {
-		return 0, 0, false
+	pp, err1 := strconv.Atoi(string(f[1]))
+	t, err2 := strconv.Atoi(string(f[17]))
+	if err1 != nil || err2 != nil {
+		return 0, 0, 0, false
 	}
-	return f[0][0], t, true
+	return f[0][0], pp, t, true
 }
