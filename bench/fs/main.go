@@ -17,8 +17,9 @@
 // Every time is taken inside h2 (no lab exec overhead). It prints a table
 // and writes docs/bench/fs.md. The lab is torn down at the end.
 //
-// The source tarball: `apt-get source --download-only zlib` with a deb-src
-// line in the apt sources; -src names the .orig.tar.* file.
+// The source tarball: Debian's zlib .orig.tar.*, fetched on the first run
+// with `apt-get source --download-only zlib` into /var/tmp/sprite-bench
+// (scripts/setup adds the deb-src line it needs); -src names another.
 package main
 
 import (
@@ -47,7 +48,7 @@ type target struct {
 
 func main() {
 	mib := flag.Int("mib", 1024, "size of the sequential file in MiB")
-	src := flag.String("src", "/var/tmp/sprite-bench/zlib_1.2.13.dfsg.orig.tar.bz2", "source tarball to untar and make")
+	src := flag.String("src", "", "source tarball to untar and make (default: Debian's zlib, fetched into "+srcCache+")")
 	out := flag.String("out", "docs/bench/fs.md", "where to write the results")
 	flag.Parse()
 	if err := runBench(*mib, *src, *out); err != nil {
@@ -58,16 +59,54 @@ func main() {
 
 var sprite string
 
+// srcCache is where the zlib source package is kept between runs.
+const srcCache = "/var/tmp/sprite-bench"
+
+// sourceTarball returns src, or Debian's zlib tarball from srcCache,
+// fetched there first when it is missing.
+func sourceTarball(src string) (string, error) {
+	if src != "" {
+		if _, err := os.Stat(src); err != nil {
+			return "", fmt.Errorf("source tarball: %w", err)
+		}
+		return src, nil
+	}
+	find := func() string {
+		m, _ := filepath.Glob(filepath.Join(srcCache, "zlib_*.orig.tar.*"))
+		if len(m) == 0 {
+			return ""
+		}
+		return m[0]
+	}
+	if t := find(); t != "" {
+		return t, nil
+	}
+	if err := os.MkdirAll(srcCache, 0o755); err != nil {
+		return "", fmt.Errorf("source tarball: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "bench fs: fetching Debian's zlib source package into %s\n", srcCache)
+	cmd := exec.Command("apt-get", "source", "--download-only", "-q", "zlib")
+	cmd.Dir, cmd.Stderr = srcCache, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("apt-get source zlib: %w (it needs a deb-src line for Debian's archive: sudo bash scripts/setup adds one; or give -src a tarball)", err)
+	}
+	if t := find(); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("apt-get source zlib left no zlib_*.orig.tar.* in %s; give -src a tarball", srcCache)
+}
+
 func runBench(mib int, src, out string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (it brings up a lab)")
 	}
-	if _, err := os.Stat(src); err != nil {
-		return fmt.Errorf("source tarball: %w (see the package doc for how to fetch it)", err)
+	src, err := sourceTarball(src)
+	if err != nil {
+		return err
 	}
 	for _, b := range []string{"sshfs", "/usr/sbin/sshd", "make", "gcc"} {
 		if _, err := exec.LookPath(b); err != nil {
-			return fmt.Errorf("%s: %w (apt-get install sshfs openssh-server make gcc)", b, err)
+			return fmt.Errorf("%s: %w (sudo bash scripts/setup installs sshfs, openssh-server, make and gcc)", b, err)
 		}
 	}
 	dir, err := os.MkdirTemp("", "sprite-bench-fs")
@@ -282,17 +321,22 @@ const notes = `
   per-packet work (about 1.4 KB a packet, each sealed, sent, received and
   opened on its own) share the machine's two CPUs: a round trip costs the
   two daemons together most of a millisecond of CPU.
-- Untar: per file, the kernel's lookup of the new name (answered by the
-  client itself in a directory it made, empty and watched by the server),
-  the create (whose reply carries the directory's new attributes, which
-  the kernel asks for next), one write per ` + "`write(2)`" + ` (a write-only open
-  is direct I/O: through the page cache, every write that starts inside
-  a page would be two requests), the times (` + "`utimensat`" + `) and the close
-  (flush); the release goes later, batched with others. Writes are
-  write-through (docs/consistency.md): each waits for the server, where
-  sshfs pipelines them and promises no cross-host consistency. The local
-  disk does the same work without a round trip, so "within 2x of local"
-  is out of reach of any scheme that waits for a server per call.
+- Untar: per file three round trips: the create (whose reply carries the
+  directory's new attributes, which the kernel asks for next; the lookup
+  of the new name before it is answered by the client itself, in a
+  directory it made, empty and watched by the server), one fs.writev
+  that carries every ` + "`write(2)`" + ` of the file and the times tar sets
+  through its descriptor (write-behind, docs/consistency.md), and the close
+  (flush), which must reach the server before it returns (close-to-open,
+  and another host's stat sees the file at once); the release goes later,
+  batched with others. sshfs pipelines its writes and closes and promises
+  no cross-host consistency. A ` + "`perf record -a`" + ` of six untars puts
+  most of the daemons' time in the kernel, waking and switching threads
+  (the FUSE request, the QUIC packet each way, the server's worker), not
+  in sprite's code: on this virtual machine a round trip costs about half
+  a millisecond however little it carries. The local disk does the same
+  work without a round trip, so "within 2x of local" is out of reach of
+  any scheme that waits for a server per call.
 - Cold sequential reads are bound by the CPU: the kernel asks for up to
   1 MiB at a time (the mount raises the FUSE read-ahead cap of 128 KiB to
   4 MiB), sprite splits each request into parallel 256 KiB calls whose
