@@ -1,7 +1,7 @@
 // Command pmake measures `pmake -j` of a real C project across 1, 2, 4 and
 // 8 CPU-limited lab hosts, beside distcc on the same hosts, in one run:
 //
-//	sudo flock /tmp/sprite-lab.lock go run ./bench/pmake [-hosts 1,2,4,8] [-cpus Q] [-out docs/bench/pmake.md]
+//	sudo flock /tmp/sprite-lab.lock go run ./bench/pmake [-hosts 1,2,4,8] [-cpus Q] [-runs 3] [-out docs/bench/pmake.md]
 //
 // (or `sudo bash scripts/bench pmake`). The project is Lua 5.4 from
 // Debian's lua5.4 source package (scripts/project), built with upstream's
@@ -18,6 +18,11 @@
 //   - distcc: distccd started on every host with `sprite lab exec`, and
 //     `make -j2N CC="distcc gcc -std=gnu99"` on h1 with DISTCC_HOSTS
 //     naming h1 (localhost) and the others, each with one slot per CPU.
+//
+// pmake and distcc are built -runs times each (default 3), alternating, on
+// fresh copies of the tree; the table gives each one's median and range,
+// because on a shared 2-CPU machine one build of either varies by a
+// quarter or more from the next.
 //
 // Every build's lua, luac and liblua.a must be byte-identical to the
 // baseline's. It prints a table and writes docs/bench/pmake.md with an
@@ -49,13 +54,21 @@ const (
 	outputs = "src/lua src/luac src/liblua.a"
 )
 
-var sprite string
+var (
+	sprite string
+	runs   int // -runs
+)
 
 func main() {
 	hostsFlag := flag.String("hosts", "1,2,4,8", "host counts to measure, comma-separated")
 	cpus := flag.Float64("cpus", 0, "CPU quota of each host (default: the machine's CPUs / the largest host count, at most 1)")
 	out := flag.String("out", "docs/bench/pmake.md", "where to write the results")
+	flag.IntVar(&runs, "runs", 3, "builds of each kind per host count, alternating; the table gives the medians")
 	flag.Parse()
+	if runs < 1 {
+		fmt.Fprintf(os.Stderr, "bench pmake: -runs %d: want at least 1\n", runs)
+		os.Exit(2)
+	}
 	var counts []int
 	for _, f := range strings.Split(*hostsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -75,10 +88,12 @@ func main() {
 type row struct {
 	hosts                 int
 	pmake, distcc         time.Duration
-	pmakeRemote, pmakeAll int            // jobs that ran on another host, of all jobs
-	homeWhy               map[string]int // pmake's jobs at home, by the reason --stats gives
-	distccRemote          int            // compiles distccd did on another host
-	homeDaemonCPU         time.Duration  // h1's daemon's CPU time during pmake's build
+	pmakeRemote, pmakeAll int              // jobs that ran on another host, of all jobs
+	homeWhy               map[string]int   // pmake's jobs at home, by the reason --stats gives
+	distccRemote          int              // compiles distccd did on another host
+	homeDaemonCPU         time.Duration    // h1's daemon's CPU time during pmake's build
+	pmakeRange            [2]time.Duration // fastest and slowest of the runs
+	distccRange           [2]time.Duration
 }
 
 func runBench(counts []int, quota float64, out string) error {
@@ -135,33 +150,8 @@ func runBench(counts []int, quota float64, out string) error {
 			}
 		}
 		r := row{hosts: n}
-		if err := waitIdle(n, 60*time.Second); err != nil {
+		if err := measure(n, baseSum, &r); err != nil {
 			return err
-		}
-		cpu0 := daemonCPU("h1")
-		if r.pmake, err = timed("cd ~/lua-pmake && pmake -j --stats >/tmp/pmake.log 2>/tmp/pmake.stats"); err != nil {
-			stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
-			return fmt.Errorf("pmake with %d hosts: %w\n%s", n, err, stats)
-		}
-		r.homeDaemonCPU = daemonCPU("h1") - cpu0
-		stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
-		r.pmakeRemote, r.pmakeAll, r.homeWhy = countJobs(string(stats))
-		if err := same(baseSum, "lua-pmake"); err != nil {
-			return err
-		}
-		if err := startDistccd(n); err != nil {
-			return err
-		}
-		if r.distcc, err = timed(distccBuild(n)); err != nil {
-			return fmt.Errorf("distcc with %d hosts: %w", n, err)
-		}
-		if err := same(baseSum, "lua-distcc"); err != nil {
-			return err
-		}
-		r.distccRemote = distccCompiles(n)
-		if n > 1 && r.distccRemote == 0 {
-			log, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/distcc.log")
-			return fmt.Errorf("distcc compiled nothing on h2..h%d (see distccd's log in each host's /tmp):\n%s", n, log)
 		}
 		fmt.Fprintf(os.Stderr, "  pmake: %d of %d jobs on other hosts; distcc: %d compiles on other hosts\n", r.pmakeRemote, r.pmakeAll, r.distccRemote)
 		rows = append(rows, r)
@@ -172,6 +162,79 @@ func runBench(counts []int, quota float64, out string) error {
 	md := report(rows, base, quota)
 	fmt.Print(md)
 	return os.WriteFile(out, []byte(md), 0o644)
+}
+
+// measure builds with pmake and with distcc, runs times each, alternating
+// (so that a slow spell of the machine falls on both), and keeps each
+// one's median run in r.
+func measure(n int, baseSum string, r *row) error {
+	var ps, ds []row
+	for k := range runs {
+		if k > 0 {
+			if err := freshTrees("lua-pmake", "lua-distcc"); err != nil {
+				return err
+			}
+		}
+		if err := waitIdle(n, 60*time.Second); err != nil {
+			return err
+		}
+		var p row
+		var err error
+		cpu0 := daemonCPU("h1")
+		if p.pmake, err = timed("cd ~/lua-pmake && pmake -j --stats >/tmp/pmake.log 2>/tmp/pmake.stats"); err != nil {
+			stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
+			return fmt.Errorf("pmake with %d hosts: %w\n%s", n, err, stats)
+		}
+		p.homeDaemonCPU = daemonCPU("h1") - cpu0
+		stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
+		p.pmakeRemote, p.pmakeAll, p.homeWhy = countJobs(string(stats))
+		if err := same(baseSum, "lua-pmake"); err != nil {
+			return err
+		}
+		ps = append(ps, p)
+		if k == 0 {
+			if err := startDistccd(n); err != nil {
+				return err
+			}
+		}
+		var d row
+		before := distccCompiles(n)
+		if d.distcc, err = timed(distccBuild(n)); err != nil {
+			return fmt.Errorf("distcc with %d hosts: %w", n, err)
+		}
+		if err := same(baseSum, "lua-distcc"); err != nil {
+			return err
+		}
+		d.distccRemote = distccCompiles(n) - before
+		if n > 1 && d.distccRemote == 0 {
+			log, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/distcc.log")
+			return fmt.Errorf("distcc compiled nothing on h2..h%d (see distccd's log in each host's /tmp):\n%s", n, log)
+		}
+		ds = append(ds, d)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].pmake < ps[j].pmake })
+	sort.Slice(ds, func(i, j int) bool { return ds[i].distcc < ds[j].distcc })
+	p, d := ps[len(ps)/2], ds[len(ds)/2]
+	r.pmake, r.pmakeRemote, r.pmakeAll, r.homeWhy, r.homeDaemonCPU = p.pmake, p.pmakeRemote, p.pmakeAll, p.homeWhy, p.homeDaemonCPU
+	r.distcc, r.distccRemote = d.distcc, d.distccRemote
+	r.pmakeRange = [2]time.Duration{ps[0].pmake, ps[len(ps)-1].pmake}
+	r.distccRange = [2]time.Duration{ds[0].distcc, ds[len(ds)-1].distcc}
+	return nil
+}
+
+// freshTrees replaces trees in alice's home on h1 by clean copies.
+func freshTrees(trees ...string) error {
+	for _, d := range trees {
+		dst := filepath.Join(h1Home, d)
+		os.RemoveAll(dst)
+		if err := benchlab.Run("cp", "-a", srcDir, dst); err != nil {
+			return err
+		}
+		if err := benchlab.Run("chown", "-R", "alice:", dst); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setup waits for the namespace and copies the tree three times into
@@ -186,15 +249,8 @@ func setup(n int) error {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	for _, d := range []string{"lua-make", "lua-pmake", "lua-distcc"} {
-		dst := filepath.Join(h1Home, d)
-		os.RemoveAll(dst)
-		if err := benchlab.Run("cp", "-a", srcDir, dst); err != nil {
-			return err
-		}
-		if err := benchlab.Run("chown", "-R", "alice:", dst); err != nil {
-			return err
-		}
+	if err := freshTrees("lua-make", "lua-pmake", "lua-distcc"); err != nil {
+		return err
 	}
 	return nil
 }
@@ -349,11 +405,12 @@ func report(rows []row, base time.Duration, quota float64) string {
 		"lua, luac and liblua.a are byte-identical to the baseline's (checked).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOARCH, quota, runtime.NumCPU())
 	fmt.Fprintf(&b, "Baseline, make -j on h1 alone: **%.1f s**\n\n", base.Seconds())
+	fmt.Fprintf(&b, "Each row: the median of %d builds of each kind, pmake and distcc alternating (fastest and slowest in brackets); the job counts are the median build's.\n\n", runs)
 	fmt.Fprintf(&b, "| hosts | pmake | pmake speedup | jobs on other hosts | distcc | distcc speedup | compiles on other hosts | pmake vs distcc |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
-		fmt.Fprintf(&b, "| %d | %.1f s | %.2fx | %d of %d | %.1f s | %.2fx | %d | %.2fx faster |\n", r.hosts,
-			r.pmake.Seconds(), base.Seconds()/r.pmake.Seconds(), r.pmakeRemote, r.pmakeAll,
-			r.distcc.Seconds(), base.Seconds()/r.distcc.Seconds(), r.distccRemote, r.distcc.Seconds()/r.pmake.Seconds())
+		fmt.Fprintf(&b, "| %d | %.1f s (%.1f–%.1f) | %.2fx | %d of %d | %.1f s (%.1f–%.1f) | %.2fx | %d | %.2fx faster |\n", r.hosts,
+			r.pmake.Seconds(), r.pmakeRange[0].Seconds(), r.pmakeRange[1].Seconds(), base.Seconds()/r.pmake.Seconds(), r.pmakeRemote, r.pmakeAll,
+			r.distcc.Seconds(), r.distccRange[0].Seconds(), r.distccRange[1].Seconds(), base.Seconds()/r.distcc.Seconds(), r.distccRemote, r.distcc.Seconds()/r.pmake.Seconds())
 	}
 	b.WriteString("\nh1's daemon's CPU time during pmake's build (the home side of every job: placement, stdio, and the file server every remote compile reads through):\n\n")
 	for _, r := range rows {
