@@ -41,7 +41,8 @@ type member struct {
 }
 
 // Members tracks the cluster: who exists, at which address, up or down.
-// Every Heartbeat it says hello to each known host; a host that has not
+// Every Heartbeat it says hello to each known host that has not said hello
+// to it within the last 1.5 heartbeats (heardFrom); a host that has not
 // answered for DownAfter is down. Hellos carry the sender's list, so a host
 // that knows one seed soon knows everyone.
 type Members struct {
@@ -207,10 +208,29 @@ func (m *Members) round(ctx context.Context) {
 		wg.Wait()
 	}
 	for _, k := range m.known() {
+		if m.heardFrom(k.Name) {
+			continue
+		}
 		wg.Go(func() { m.ping(ctx, k) })
 	}
 	wg.Wait()
 	m.expire()
+}
+
+// heardFrom reports whether this host may leave name out of a round: of
+// each pair of hosts, the one whose name sorts first says hello and the
+// other answers, so a pair costs one call a heartbeat rather than two. The
+// other says hello itself once it has heard nothing for 1.5 heartbeats
+// (the first is down, slow or does not know it yet), so a host that
+// dies is still found within down_after.
+func (m *Members) heardFrom(name string) bool {
+	if m.self.Name < name {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.hosts[name]
+	return e != nil && e.up && time.Since(e.lastSeen) < m.heartbeat*3/2
 }
 
 func (m *Members) trySeed(ctx context.Context, addr string) {
