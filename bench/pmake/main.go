@@ -468,11 +468,25 @@ const notes = `
 - distcc preprocesses every file on h1 (under the same quota) and ships the
   result; pmake ships nothing but the command: the remote compiler reads
   the tree through /sprite.
-- "the session holds no idle host" among the reasons above means the idle
-  database withdrew the session's hosts during the build as busy (h1's
-  daemon log: "grant withdrawn ... why=busy"): a host whose idle detector
-  counts the foreign jobs' own threads as its load turns busy under
-  pmake's compiles.
+- "the session holds no idle host" among the reasons above: with one
+  host there is none to hold. With more it means that the idle database
+  withdrew the session's hosts during the build as busy (h1's daemon log:
+  "grant withdrawn ... why=busy"); until 2026-12-02 the idle detector
+  counted the daemon's own children (a job's init before it joins the
+  job's cgroup, loginctl) as owner load, and a 0.25-CPU host turned busy
+  under pmake's jobs.
+- Where the machine's CPU goes (` + "`perf record -a`" + ` of one 8-host pmake
+  build, 2026-12-02): the compiler (cc1, as) about 36%, the eight
+  daemons 27% (each remote one about 2.7%: FUSE requests, QUIC packets,
+  CBOR; h1's 5%), pmake's job shells 4%, idle 25%. Most of the daemons'
+  share is the kernel waking and switching threads for each request (a
+  virtual machine makes that dear), not sprite's own code. Eight idle
+  daemons used 14% of it (heartbeats, load sampling, timers), after two
+  fixes of this run's day: one hello per pair of hosts a heartbeat instead
+  of two, and no loginctl where no seat session exists. Each job shell is
+  a Go program that links the whole of pmake (about 17 ms from exec to
+  main on this machine, 4 times that under the quota); a leaner job
+  shell is left to do.
 - pmake keeps the ar, the ranlib and the two links at home ("a link"
   above; --export-links sends them out too): they read every object and
   use little CPU, so through /sprite they took 2 to 4 times as long as at
