@@ -38,6 +38,7 @@ type member struct {
 	up       bool
 	lastSeen time.Time
 	rtt      time.Duration
+	pinged   time.Time // the last hello this host sent it that was answered
 }
 
 // Members tracks the cluster: who exists, at which address, up or down.
@@ -220,7 +221,8 @@ func (m *Members) round(ctx context.Context) {
 // heardFrom reports whether this host may leave name out of a round: of
 // each pair of hosts, the one whose name sorts first says hello and the
 // other answers, so a pair costs one call a heartbeat rather than two. The
-// other says hello itself once it has heard nothing for 1.5 heartbeats
+// other says hello itself every rttEvery heartbeats (its round-trip time),
+// and once it has heard nothing for 1.5 heartbeats
 // (the first is down, slow or does not know it yet), so a host that
 // dies is still found within down_after.
 func (m *Members) heardFrom(name string) bool {
@@ -230,8 +232,13 @@ func (m *Members) heardFrom(name string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e := m.hosts[name]
-	return e != nil && e.up && time.Since(e.lastSeen) < m.heartbeat*3/2
+	return e != nil && e.up && time.Since(e.lastSeen) < m.heartbeat*3/2 &&
+		time.Since(e.pinged) < rttEvery*m.heartbeat
 }
+
+// rttEvery is how many heartbeats a host that only answers waits before it
+// says hello itself, to measure the round trip `sprite hosts` shows.
+const rttEvery = 10
 
 func (m *Members) trySeed(ctx context.Context, addr string) {
 	if addr == m.self.Addr {
@@ -263,6 +270,11 @@ func (m *Members) ping(ctx context.Context, k api.HostInfo) {
 		return
 	}
 	m.saw(rep.From, time.Since(start))
+	m.mu.Lock()
+	if e := m.hosts[k.Name]; e != nil {
+		e.pinged = time.Now()
+	}
+	m.mu.Unlock()
 	m.learn(rep.Known)
 }
 
