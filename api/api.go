@@ -132,3 +132,24 @@ func (u UnixConn) Abort() { u.UnixConn.Close() }
 
 // Done closes the connection.
 func (u UnixConn) Done() { u.UnixConn.Close() }
+
+// Grant is one host lent to a requester.
+type Grant struct {
+	Host string  `cbor:"1,keyasint" json:"host"`
+	CPUs float64 `cbor:"2,keyasint" json:"cpus"`
+	// Slots is how many jobs the holder may run there at once: the host's
+	// CPUs (at least one), capped by its owner's max_foreign.
+	Slots int `cbor:"3,keyasint" json:"slots"`
+}
+
+// Grants is a requester's holding after a change, and why it changed:
+// the idle database's answer, and each message of a pmake session's
+// stream (local.session).
+type Grants struct {
+	ID      string  `cbor:"1,keyasint" json:"id"`
+	Hosts   []Grant `cbor:"2,keyasint" json:"hosts"`
+	LeaseMs int64   `cbor:"3,keyasint" json:"lease_ms"`
+	// Event says what changed: "granted h3", "revoked h2: busy", ...
+	Event string `cbor:"4,keyasint,omitempty" json:"event,omitempty"`
+	Want  int    `cbor:"5,keyasint" json:"want"`
+}

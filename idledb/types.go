@@ -1,5 +1,7 @@
 package idledb
 
+import "sprite/api"
+
 // Methods between hosts (ALPN sprite/1); the caller's host is always the
 // name in its certificate.
 const (
@@ -84,24 +86,12 @@ type Release struct {
 	Hosts []string `cbor:"2,keyasint,omitempty"`
 }
 
-// Grant is one host lent to a requester.
-type Grant struct {
-	Host string  `cbor:"1,keyasint" json:"host"`
-	CPUs float64 `cbor:"2,keyasint" json:"cpus"`
-	// Slots is how many jobs the holder may run there at once: the host's
-	// CPUs (at least one), capped by its owner's max_foreign.
-	Slots int `cbor:"3,keyasint" json:"slots"`
-}
-
-// Grants is a requester's holding after a change, and why it changed.
-type Grants struct {
-	ID      string  `cbor:"1,keyasint" json:"id"`
-	Hosts   []Grant `cbor:"2,keyasint" json:"hosts"`
-	LeaseMs int64   `cbor:"3,keyasint" json:"lease_ms"`
-	// Event says what changed: "granted h3", "revoked h2: busy", ...
-	Event string `cbor:"4,keyasint,omitempty" json:"event,omitempty"`
-	Want  int    `cbor:"5,keyasint" json:"want"`
-}
+// Grant and Grants are defined in package api, where the local session
+// stream (pmake's) uses them without linking the database.
+type (
+	Grant  = api.Grant
+	Grants = api.Grants
+)
 
 // HistoryRequest asks for a host's idle periods, newest last.
 type HistoryRequest struct {

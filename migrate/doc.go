@@ -2,6 +2,12 @@
 // uses (Cmd, shaped like os/exec), and the executor that runs foreign jobs
 // on a target.
 //
+// Cmd and the protocol's types live in package migrate/rexec, which
+// imports nothing but the wire format and the local API; migrate names
+// them again (alias.go). A program that only starts jobs imports rexec and
+// stays small: pmake's job shell, one process per recipe line, starts in
+// 14 ms rather than 22 (29 package inits, not 136).
+//
 // # A job's life
 //
 //	caller (sprite mig, pmake's job shell)   home daemon (homenode)          target daemon (Executor)

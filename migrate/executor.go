@@ -207,7 +207,7 @@ func (e *Executor) exec(ctx context.Context, c *rpc.Call) error {
 		return rpc.Errorf(wire.CodeError, "%v", err)
 	}
 	defer r.close()
-	e.log.Info("foreign job started", "id", s.ID, "home", s.Home, "user", s.User, "pid", j.pid, "argv", argvString(s.Argv),
+	e.log.Info("foreign job started", "id", s.ID, "home", s.Home, "user", s.User, "pid", j.pid, "argv", strings.Join(s.Argv, " "),
 		"setup", time.Since(t0).Round(time.Microsecond))
 	out := j.out
 	if err := out.send(Event{Kind: EventStarted, ID: s.ID, Host: e.d.Self().Name, PID: j.pid}); err != nil {

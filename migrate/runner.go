@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sprite/migrate/rexec"
 	"sync"
 	"syscall"
 	"time"
@@ -206,5 +207,5 @@ func (r *runner) run(out *sender) Exit {
 	}
 	ws, _ := st.Sys().(syscall.WaitStatus)
 	ru, _ := st.SysUsage().(*syscall.Rusage)
-	return exitFromWait(ws, ru, r.e.d.Self().Name)
+	return rexec.ExitFromWait(ws, ru, r.e.d.Self().Name)
 }

@@ -34,7 +34,7 @@
 // to hold up to -j N hosts (100 when -j gives no number) from the idle
 // database for a session named pmake-PID, and keeps that stream open until
 // make has exited: closing it releases the hosts. The daemon sends the
-// holding (idledb.Grants) after every change; pmake writes it to the run
+// holding (api.Grants) after every change; pmake writes it to the run
 // directory's hosts file (for -L) and shows it on the status line. Make's
 // -j is fixed when make starts, so pmake waits up to 3 s for the first
 // holding; -j defaults to the holding's slots plus this host's CPUs (this
@@ -114,6 +114,13 @@
 //
 // Recursive lines are exec'ed, so the sub-make inherits the jobserver and
 // PMAKE_* and shares the slots; its own lines come back to job shells.
+//
+// # Dependencies
+//
+// Package pmake imports migrate/rexec (Cmd and the protocol's types), not
+// migrate, and the local API's api.Grants, not idledb: the job shell is
+// started once per recipe line, so what the binary links and initialises
+// is paid per job (on the home host, under its owner's CPUs). Keep it so.
 //
 // # Options
 //

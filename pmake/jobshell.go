@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sprite/internal/term"
-	"sprite/migrate"
+	"sprite/migrate/rexec"
 )
 
 // The environment pmake gives make, and make its job shells.
@@ -268,7 +268,7 @@ func (js *jobShell) end(host string, signaled bool, sig, code int) {
 // runRemote runs the line through the remote-execution API on one of the
 // session's hosts (or at home, when the daemon finds none free).
 func (js *jobShell) runRemote(session string) int {
-	cmd := migrate.CommandContext(context.Background(), js.argv[0], js.argv[1:]...)
+	cmd := rexec.CommandContext(context.Background(), js.argv[0], js.argv[1:]...)
 	cmd.Env = os.Environ()
 	cmd.Stdin = jobStdin()
 	cmd.Session = session
@@ -317,7 +317,7 @@ func (js *jobShell) runRemote(session string) int {
 	err := cmd.Wait()
 	close(done)
 	got := syscall.Signal(gotSig.Load())
-	var ee *migrate.ExitError
+	var ee *rexec.ExitError
 	if err != nil && !errors.As(err, &ee) && got == 0 {
 		// Lost (its host died and the home could not rerun it) or the
 		// daemon went away: run it again here; its output so far is

@@ -16,7 +16,7 @@ import (
 
 	"sprite/api"
 	"sprite/internal/term"
-	"sprite/migrate"
+	"sprite/migrate/rexec"
 )
 
 // ShellFlags is the .SHELLFLAGS pmake gives make. Make expands it for each
@@ -96,7 +96,7 @@ func run(o Options) (int, error) {
 	}
 	socket := os.Getenv(EnvSocket)
 	if socket == "" {
-		socket = migrate.DefaultSocket
+		socket = rexec.DefaultSocket
 	}
 
 	cpus := runtime.NumCPU()

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"sprite/api"
-	"sprite/idledb"
-	"sprite/migrate"
+	"sprite/migrate/rexec"
 	"sprite/rpc"
 	"sprite/wire"
 )
@@ -103,7 +102,7 @@ func openSession(socket, run, home string, n int) (*session, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{id: fmt.Sprintf("pmake-%d", os.Getpid()), run: run, home: home, cancel: cancel, done: make(chan struct{})}
 	cl := api.Client{Socket: socket}
-	st, err := cl.Open(ctx, migrate.MethodLocalSession, migrate.SessionArgs{ID: s.id, N: n})
+	st, err := cl.Open(ctx, rexec.MethodLocalSession, rexec.SessionArgs{ID: s.id, N: n})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -145,7 +144,7 @@ func (s *session) receive(first chan<- error) {
 			s.set(nil, "session ended")
 			return
 		}
-		var g idledb.Grants
+		var g api.Grants
 		if wire.Unmarshal(f.Payload, &g) != nil {
 			continue
 		}

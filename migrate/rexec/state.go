@@ -1,4 +1,4 @@
-package migrate
+package rexec
 
 import (
 	"bufio"
@@ -70,8 +70,8 @@ type ExitError struct{ *ProcessState }
 
 func (e *ExitError) Error() string { return e.ProcessState.String() }
 
-// exitFromWait turns a wait status and rusage into an Exit.
-func exitFromWait(ws syscall.WaitStatus, ru *syscall.Rusage, host string) Exit {
+// ExitFromWait turns a wait status and rusage into an Exit.
+func ExitFromWait(ws syscall.WaitStatus, ru *syscall.Rusage, host string) Exit {
 	e := Exit{Code: ws.ExitStatus(), Host: host}
 	if ws.Signaled() {
 		e.Code, e.Signal, e.Core = -1, int(ws.Signal()), ws.CoreDump()

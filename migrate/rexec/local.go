@@ -1,4 +1,4 @@
-package migrate
+package rexec
 
 import (
 	"errors"
@@ -32,7 +32,7 @@ func (c *Cmd) waitLocal() error {
 	}
 	ws, _ := ps.Sys().(syscall.WaitStatus)
 	ru, _ := ps.SysUsage().(*syscall.Rusage)
-	c.ProcessState = &ProcessState{exit: exitFromWait(ws, ru, "")}
+	c.ProcessState = &ProcessState{exit: ExitFromWait(ws, ru, "")}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return &ExitError{ProcessState: c.ProcessState}

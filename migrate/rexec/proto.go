@@ -1,4 +1,4 @@
-package migrate
+package rexec
 
 // Methods between hosts. A job's home daemon calls its target's executor.
 const (
