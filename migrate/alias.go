@@ -5,8 +5,8 @@ import "sprite/migrate/rexec"
 // The client side of remote execution (Cmd) and the protocol's types live
 // in package migrate/rexec, which imports nothing heavier than the wire
 // format, so that a program that only starts jobs (pmake's job shell, run
-// once per recipe line) links and initialises little. These names keep
-// migrate the one place to use them from.
+// once per recipe line) links and initialises little. These names let
+// the rest of the code go on using migrate; pmake imports rexec itself.
 
 // Cmd is rexec.Cmd: a command run through the local daemon, shaped like
 // os/exec's Cmd.
