@@ -66,6 +66,17 @@ func (b *wbuf) add(off int64, data []byte) {
 	b.ext = append(b.ext, Extent{Offset: off, Data: append(make([]byte, 0, max(len(data), 4096)), data...)})
 }
 
+// take empties the buffer and stops its timer; it returns what it held.
+func (b *wbuf) take() []Extent {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	ext := b.ext
+	b.ext, b.n = nil, 0
+	return ext
+}
+
 // takeErr returns and clears the error a write-behind left.
 func (b *wbuf) takeErr() error {
 	err := b.err
@@ -160,12 +171,7 @@ func (c *Client) flushLater(h *Handle) {
 // with nothing held and flush set it is a plain fs.flush. b.mu is held.
 func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 	b := &h.wb
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	ext := b.ext
-	b.ext, b.n = nil, 0
+	ext := b.take()
 	if len(ext) == 0 {
 		if flush {
 			_, err := c.do(ctx, h.Domain, MethodFlush, &Req{Cred: h.Cred, Handle: h.ID})
@@ -216,21 +222,7 @@ func (c *Client) writeEach(ctx context.Context, h *Handle, ext []Extent, flush b
 // fs.writev carries them and answers with the attributes. ok is false when
 // the buffer holds nothing (or too much for one call).
 func (c *Client) statAfterWrites(ctx context.Context, h *Handle) (a Attr, ok bool, err error) {
-	c.flushOthers(ctx, h)
-	b := &h.wb
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.ext) == 0 || b.n > chunk {
-		return Attr{}, false, nil
-	}
-	resp, err := c.sendOne(ctx, h, &Req{Flags: WriteVStat})
-	if err != nil {
-		return Attr{}, true, err
-	}
-	if resp == nil || resp.Attr == nil {
-		return Attr{}, false, nil
-	}
-	return *resp.Attr, true, nil
+	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVStat}))
 }
 
 // setattrAfterWrites is a chmod, chown or utimes of p while a handle of
@@ -253,21 +245,35 @@ func (c *Client) setattrAfterWrites(ctx context.Context, cr Cred, p string, set 
 	if h == nil {
 		return Attr{}, false, nil
 	}
+	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVSetattr, Path: r.Rel, Set: &set}))
+}
+
+// attrOf is the attributes a carried fs.writev answered with.
+func attrOf(resp *Resp, ok bool, err error) (Attr, bool, error) {
+	if !ok || err != nil || resp.Attr == nil {
+		return Attr{}, ok && err != nil, err
+	}
+	return *resp.Attr, true, nil
+}
+
+// carry sends h's buffer in one fs.writev that also does what req asks,
+// after the buffers of this host's other handles of the file. ok is false
+// when it was not sent that way (the buffer is empty or more than a chunk,
+// or the server predates fs.writev): the caller then does req's work on
+// its own. With an error ok is true: the error is the answer.
+func (c *Client) carry(ctx context.Context, h *Handle, req *Req) (resp *Resp, ok bool, err error) {
 	c.flushOthers(ctx, h)
 	b := &h.wb
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.ext) == 0 || b.n > chunk {
-		return Attr{}, false, nil
+		return nil, false, nil
 	}
-	resp, err := c.sendOne(ctx, h, &Req{Flags: WriteVSetattr, Path: r.Rel, Set: &set})
+	resp, err = c.sendOne(ctx, h, req)
 	if err != nil {
-		return Attr{}, true, err
+		return nil, true, err
 	}
-	if resp == nil || resp.Attr == nil {
-		return Attr{}, false, nil
-	}
-	return *resp.Attr, true, nil
+	return resp, resp != nil, nil
 }
 
 func sameCred(a, b Cred) bool {
@@ -292,12 +298,7 @@ func (c *Client) flushOthers(ctx context.Context, h *Handle) {
 // held; a failure is kept for the close too.
 func (c *Client) sendOne(ctx context.Context, h *Handle, req *Req) (*Resp, error) {
 	b := &h.wb
-	if b.timer != nil {
-		b.timer.Stop()
-		b.timer = nil
-	}
-	req.Cred, req.Handle, req.Extents = h.Cred, h.ID, b.ext
-	b.ext, b.n = nil, 0
+	req.Cred, req.Handle, req.Extents = h.Cred, h.ID, b.take()
 	resp, err := c.do(ctx, h.Domain, MethodWriteV, req)
 	if err != nil && strings.Contains(err.Error(), unknownMethod) {
 		resp, err = nil, c.writeEach(ctx, h, req.Extents, false)
@@ -317,16 +318,9 @@ func (c *Client) readAfterWrites(ctx context.Context, h *Handle, off int64, size
 	if size > SessionIO {
 		return nil, false, nil
 	}
-	c.flushOthers(ctx, h)
-	b := &h.wb
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.ext) == 0 || b.n > chunk {
-		return nil, false, nil
-	}
-	resp, err := c.sendOne(ctx, h, &Req{Offset: off, Size: int64(size)})
-	if err != nil || resp == nil {
-		return nil, err != nil, err
+	resp, ok, err := c.carry(ctx, h, &Req{Offset: off, Size: int64(size)})
+	if !ok || err != nil {
+		return nil, ok, err
 	}
 	return resp.Data, true, nil
 }
