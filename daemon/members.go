@@ -108,8 +108,8 @@ func (m *Members) saw(info api.HostInfo, rtt time.Duration) {
 	}
 	wasUp := e.up
 	e.info, e.up, e.lastSeen = info, true, time.Now()
-	if rtt > 0 {
-		e.rtt = rtt
+	if rtt > 0 { // an answer to this host's hello
+		e.rtt, e.pinged = rtt, e.lastSeen
 	}
 	m.mu.Unlock()
 	if !wasUp {
@@ -270,11 +270,6 @@ func (m *Members) ping(ctx context.Context, k api.HostInfo) {
 		return
 	}
 	m.saw(rep.From, time.Since(start))
-	m.mu.Lock()
-	if e := m.hosts[k.Name]; e != nil {
-		e.pinged = time.Now()
-	}
-	m.mu.Unlock()
 	m.learn(rep.Known)
 }
 

@@ -307,6 +307,9 @@ func opWriteV(c *opCtx) (*Resp, error) {
 			return nil, unix.EINVAL
 		}
 	}
+	if c.req.Flags&WriteVSetattr != 0 && c.req.Set == nil {
+		return nil, unix.EINVAL // checked before any write
+	}
 	c.s.note.mark(c.client, h.item)
 	total := 0
 	err = h.use(true, func(fd int) error {
@@ -330,9 +333,6 @@ func opWriteV(c *opCtx) (*Resp, error) {
 	}
 	if c.req.Flags&WriteVSetattr != 0 {
 		// As fs.setattr of Path, with the caller's credentials.
-		if c.req.Set == nil {
-			return nil, unix.EINVAL
-		}
 		c.req.Handle = 0
 		r, err := opSetattr(c)
 		if err != nil {
