@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"sprite/daemon"
@@ -41,6 +42,10 @@ func daemonMain(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("host", cfg.Name)
 	slog.SetDefault(log)
+	if cfg.Procs > 0 && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(cfg.Procs)
+	}
+	log.Debug("daemon threads", "gomaxprocs", runtime.GOMAXPROCS(0))
 	d, err := daemon.New(cfg, *state, log)
 	if err != nil {
 		return err

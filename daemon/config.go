@@ -81,6 +81,11 @@ type Config struct {
 	EvictPolicy string `toml:"evict_policy"`
 	// EvictGrace is how long a "wait" job stays frozen before it restarts.
 	EvictGrace Duration `toml:"evict_grace"`
+	// Procs is how many threads may run the daemon's Go code at once
+	// (GOMAXPROCS); 0, the default, leaves Go's choice (every CPU). The
+	// environment's GOMAXPROCS, when set, wins. docs/config.md gives the
+	// trade-off measured.
+	Procs int `toml:"procs"`
 }
 
 // SetDefaults fills every unset field.
@@ -149,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.JobNice < 1 || c.JobNice > 19 {
 		return fmt.Errorf("config job_nice %d: use 1 to 19 (19, the default, is the lowest priority)", c.JobNice)
+	}
+	if c.Procs < 0 || c.Procs > 1024 {
+		return fmt.Errorf("config procs %d: use 0 to 1024 (threads running the daemon's code at once; 0, the default, is every CPU)", c.Procs)
 	}
 	if c.IdleLoad != "proc" && c.IdleLoad != "loadavg" {
 		return fmt.Errorf("config idle_load %q: use \"proc\" or \"loadavg\"", c.IdleLoad)

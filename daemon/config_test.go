@@ -21,7 +21,8 @@ func TestConfigRoundTripAndDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.Listen != ":7170" || got.Socket != DefaultSocket || got.IdleAfter.Duration != 30*time.Second ||
-		got.DownAfter.Duration != 5*time.Second || len(got.Exports) != 1 || got.Seeds[0] != "10.0.0.1:7170" {
+		got.DownAfter.Duration != 5*time.Second || len(got.Exports) != 1 || got.Seeds[0] != "10.0.0.1:7170" ||
+		got.Procs != 0 {
 		t.Fatalf("loaded %+v", got)
 	}
 }
@@ -33,6 +34,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"name = \"h1\"\naddr = \"nowhere\"\n", "config addr"},
 		{"name = \"h1\"\naddr = \"10.0.0.1:7170\"\nidle_after = \"soon\"\n", "bad duration"},
 		{"name = \"h1\"\naddr = \"10.0.0.1:7170\"\nheartbeat = \"5s\"\ndown_after = \"6s\"\n", "down_after"},
+		{"name = \"h1\"\naddr = \"10.0.0.1:7170\"\nprocs = -2\n", "config procs -2"},
 	} {
 		dir := t.TempDir()
 		os.WriteFile(filepath.Join(dir, ConfigFile), []byte(tc.body), 0o644)

@@ -180,10 +180,12 @@ func readDaemonState(h *Host) (DaemonState, error) {
 	return st, nil
 }
 
-// hostEnv is the environment of commands in a host.
+// hostEnv is the environment of commands in a host. GOMAXPROCS passes
+// through, so that `GOMAXPROCS=1 sprite lab up` compares daemon settings
+// (docs/config.md, procs).
 func hostEnv(user, home string) []string {
 	env := []string{"PATH=" + HostPATH, "HOME=" + home, "USER=" + user, "LOGNAME=" + user}
-	for _, k := range []string{"TERM", "LANG", "LC_ALL", "TZ"} {
+	for _, k := range []string{"TERM", "LANG", "LC_ALL", "TZ", "GOMAXPROCS"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}

@@ -124,7 +124,7 @@
 //
 // # Options
 //
-//	-j N, --jobs N     jobs at once (make's -j); default: the session's slots + this host's CPUs
+//	-j N, --jobs N     jobs at once (make's -j); default: the session's slots + this host's CPUs, largest first (below)
 //	-L N, --local N    at most N jobs at home (Sprite pmake's -L; make's -L is --check-symlink-times)
 //	--stats            after the build, each job's target, host, time, status (stderr)
 //	--export-links     links and archives go to idle hosts too (default: home)
@@ -146,6 +146,15 @@
 // placement is not told which slot a job holds; the count is what -L
 // needs.
 //
+// -j without a number (and no -L): make gets -j Window(S) (three times
+// S, the session's slots plus this host's CPUs), and the job shells take
+// turns from pmake's job queue (queue.go), S at a time, largest estimate
+// first: a line with no source file to size, then compiles by their
+// sources' bytes. Make's order no longer decides which of the started jobs
+// runs first; a job with no ticket waits in its job shell (a Go process
+// at home, blocked on a unix socket), and its --stats time starts with its
+// turn.
+//
 // -n, -q, -t, -p, -v and -h run nothing but recursive makes: pmake then
 // holds no hosts and runs make with exactly the user's options, so the
 // output is make's own.
@@ -154,18 +163,19 @@
 //
 // RUN is a fresh directory under $TMPDIR (PMAKE_RUN), removed at the end:
 // events (the job shells' records, one JSON line each, appended with one
-// write on an O_APPEND file), hosts, and slots/. On a terminal (stderr is
-// one) make's stderr, and its stdout when that is the same terminal, pass
-// through pmake through one pipe; a status line (hosts held, jobs done,
-// jobs running per host) is drawn after make's output only at the start of
-// a line, taken off with "\r\033[K" before make writes again, and cleared
+// write on an O_APPEND file), hosts, slots/ and queue (the job queue's
+// socket). On a terminal (stderr is one) make's stderr, and its stdout
+// when that is the same terminal, pass through pmake through one pipe; a
+// status line (hosts held, jobs done, jobs running per host) is drawn
+// after make's output only at the start of a line, taken off with "\r\033[K" before make writes again, and cleared
 // when make exits. Nothing of it appears when stderr is not a terminal.
 //
 // # Locks
 //
 // One mutex per process: statusLine.mu serialises the terminal between
-// make's output and the redraws; session.mu guards the holding. Neither is
-// held while taking the other. Slot files are locked only by job shells,
+// make's output and the redraws; session.mu guards the holding; queue.mu
+// the job queue. None is held while taking another (the queue asks the
+// session for its slots before it locks). Slot files are locked only by job shells,
 // each holding at most one, so they cannot deadlock.
 //
 // # What make sees differently

@@ -30,6 +30,7 @@ const (
 	EnvMake    = "PMAKE_MAKE"    // the make program pmake runs
 	EnvShell   = "PMAKE_SHELL"   // the shell recipe lines run under (default /bin/sh)
 	EnvSocket  = "PMAKE_SOCKET"  // the daemon's socket, for tests ("" is the default)
+	EnvQueue   = "PMAKE_QUEUE"   // "1": take a ticket from RUN/queue first (queue.go)
 	// EnvExportLinks set (to anything but "" or "0") exports links and
 	// archives too (--export-links; linkstep.go).
 	EnvExportLinks = "PMAKE_EXPORT_LINKS"
@@ -180,6 +181,11 @@ func (js *jobShell) main(home bool) int {
 			if !slot.Remote && why == "" {
 				why = "-L: no free host slot"
 			}
+		}
+	} else if os.Getenv(EnvQueue) == "1" {
+		wd, _ := os.Getwd()
+		if t := takeTicket(js.run, Estimate(js.line, wd)); t != nil {
+			defer t.Close()
 		}
 	}
 	js.start = time.Now()

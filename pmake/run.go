@@ -106,9 +106,20 @@ func run(o Options) (int, error) {
 	}
 	defer func() { sess.close() }()
 	jobs := o.Jobs
+	var q *queue
 	if jobs == 0 {
 		jobs = sess.slots() + cpus
+		if s, home := sess, cpus; s != nil && o.Local < 0 {
+			// Largest job first (queue.go): make starts a window of
+			// jobs, and pmake picks which of them run.
+			if q, err = openQueue(run, func() int { return s.slots() + home }); err != nil {
+				fmt.Fprintf(os.Stderr, "pmake: %v: jobs run in make's order\n", err)
+			} else {
+				jobs = Window(jobs)
+			}
+		}
 	}
+	defer q.close()
 
 	margs := append([]string(nil), o.MakeArgs...)
 	switch {
@@ -139,6 +150,9 @@ func run(o Options) (int, error) {
 	}
 	if o.ExportLinks {
 		env = append(env, EnvExportLinks+"=1")
+	}
+	if q != nil {
+		env = append(env, EnvQueue+"=1")
 	}
 	if o.Shell != "" {
 		env = append(env, EnvShell+"="+o.Shell)

@@ -17,6 +17,7 @@ import (
 //	events       the job shells' records (Record, one JSON line each)
 //	hosts        the session's hosts now: "NAME SLOTS" lines, replaced whole
 //	slots/       lock files: r.NAME.I (remote slot I of NAME), l.I (home slot I)
+//	queue        the job queue's unix socket (queue.go)
 const (
 	eventsFile = "events"
 	hostsFile  = "hosts"

@@ -42,8 +42,9 @@ func main() {
 	mib := flag.Int("mib", 256, "MiB streamed per transport")
 	out := flag.String("out", "docs/bench/transport.md", "where to write the results")
 	sprite := flag.String("sprite", "bin/sprite", "the sprite binary")
+	procs := flag.Int("procs", 0, "GOMAXPROCS of both ends (0: Go's default, as the daemon's config procs)")
 	flag.Parse()
-	fatal(orchestrate(*sprite, *calls, *mib, *out))
+	fatal(orchestrate(*sprite, *calls, *mib, *procs, *out))
 }
 
 func fatal(err error) {
@@ -59,7 +60,7 @@ func run(name string, args ...string) error {
 	return cmd.Run()
 }
 
-func orchestrate(sprite string, calls, mib int, out string) error {
+func orchestrate(sprite string, calls, mib, procs int, out string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the lab needs root: run with sudo")
 	}
@@ -75,7 +76,11 @@ func orchestrate(sprite string, calls, mib int, out string) error {
 	if err := copyFile(self, filepath.Join(labBin, selfName)); err != nil {
 		return err
 	}
-	srv := exec.Command(sprite, "lab", "exec", "h2", "--", selfName, "serve")
+	gmp := "GOMAXPROCS=" // empty: Go's default
+	if procs > 0 {
+		gmp += fmt.Sprint(procs)
+	}
+	srv := exec.Command(sprite, "lab", "exec", "h2", "--", "env", gmp, selfName, "serve")
 	srv.Stderr = os.Stderr
 	stdout, err := srv.StdoutPipe()
 	if err != nil {
@@ -89,7 +94,7 @@ func orchestrate(sprite string, calls, mib int, out string) error {
 	if _, err := stdout.Read(ready); err != nil || string(ready) != "ready\n" {
 		return fmt.Errorf("server on h2 did not start: %q %v", ready, err)
 	}
-	cl := exec.Command(sprite, "lab", "exec", "h1", "--", selfName, "client",
+	cl := exec.Command(sprite, "lab", "exec", "h1", "--", "env", gmp, selfName, "client",
 		"-addr", h2Addr, "-calls", fmt.Sprint(calls), "-mib", fmt.Sprint(mib))
 	cl.Stderr = os.Stderr
 	b, err := cl.Output()
@@ -100,7 +105,7 @@ func orchestrate(sprite string, calls, mib int, out string) error {
 	if err := json.Unmarshal(b, &res); err != nil {
 		return fmt.Errorf("client output %q: %w", b, err)
 	}
-	table := render(res, calls, mib)
+	table := render(res, calls, mib, procs)
 	fmt.Print(table)
 	return os.WriteFile(out, []byte(table), 0o644)
 }
@@ -123,12 +128,12 @@ type result struct {
 	CallsPerS float64 `json:"calls_per_s"`
 }
 
-func render(res []result, calls, mib int) string {
+func render(res []result, calls, mib, procs int) string {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "# Transport benchmark: a call between two lab hosts\n\n")
-	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s): `sudo bash scripts/bench transport` (-calls %d -mib %d).\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, calls, mib)
+	fmt.Fprintf(&b, "Run %s on %s (%d CPUs, %s/%s): `sudo bash scripts/bench transport` (-calls %d -mib %d -procs %d).\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, calls, mib, procs)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(&b, "Machine load average (1, 5, 15 min) at the end: %s (a busy machine inflates every figure).\n",
 			strings.Join(strings.Fields(string(la))[:3], " "))
@@ -136,7 +141,12 @@ func render(res []result, calls, mib int) string {
 	fmt.Fprintf(&b, "h1 calls h2 across the lab bridge (veth + bridge, two network namespaces). Latency: %d sequential\n", calls)
 	fmt.Fprintf(&b, "64-byte echo calls (QUIC: one new stream per call, as sprite makes every call; TCP+TLS: one\n")
 	fmt.Fprintf(&b, "persistent connection, the same frames). Throughput: %d MiB in 256 KiB data frames over one\n", mib)
-	fmt.Fprintf(&b, "streaming call / one connection. Parallel: 16 callers at once, calls per second.\n\n")
+	fmt.Fprintf(&b, "streaming call / one connection. Parallel: 16 callers at once, calls per second. Both ends run\n")
+	if procs > 0 {
+		fmt.Fprintf(&b, "with GOMAXPROCS=%d (the daemon's config `procs`).\n\n", procs)
+	} else {
+		fmt.Fprintf(&b, "with Go's default GOMAXPROCS, as the daemon (config `procs` 0).\n\n")
+	}
 	fmt.Fprintf(&b, "| transport | p50 µs | p99 µs | mean µs | MB/s | parallel calls/s |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range res {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.0f | %.0f | %.0f |\n", r.Name, r.P50us, r.P99us, r.MeanUs, r.MBps, r.CallsPerS)
