@@ -191,6 +191,10 @@ func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Att
 
 // Setattr changes p's attributes.
 func (c *Client) Setattr(ctx context.Context, cr Cred, p string, h *Handle, set SetAttr) (Attr, error) {
+	c.unsync(p, set)
+	if h != nil && h.path != p {
+		c.unsync(h.path, set)
+	}
 	if set.Valid&SetSize == 0 {
 		if a, ok, err := c.setattrAfterWrites(ctx, cr, p, set); ok {
 			return a, err
@@ -275,6 +279,7 @@ func (c *Client) Open(ctx context.Context, cr Cred, p string, flags uint32) (*Ha
 func (c *Client) handle(d Domain, cr Cred, resp *Resp, p string, flags uint32, sent time.Time) *Handle {
 	h := &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
 		Append: flags&syscall.O_APPEND != 0, path: p}
+	h.wb.exec = resp.Attr == nil || resp.Attr.Mode&0o111 != 0
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		c.writable(h, sent)
 	}

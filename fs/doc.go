@@ -67,7 +67,10 @@
 // close with the flush, at fstat(2) with the attributes, at utimes(2) or
 // chmod(2) with the change (tar sets times before its close), at a read(2) with
 // the read (a linker's read-modify-write of a block is one call, not
-// three). The server recalls the buffers of a file that comes under
+// three). The fstat and utimes calls also ask the server to invalidate the
+// other hosts as a close would (WriteVSync); when nothing is written
+// after them, the close of a file without an execute bit makes no call
+// (an untar: one create and one fs.writev a file). The server recalls the buffers of a file that comes under
 // concurrent write sharing before the open that starts the sharing
 // returns (Invalidate.Recall); the recalled handles write through.
 //
@@ -109,7 +112,8 @@
 // A file's write descriptor on the server is traded for a read-only one at
 // the client's close (flush) and reopened by the next write: a program
 // linked through /sprite can be executed on the server's host at once,
-// before the client's asynchronous release arrives (no ETXTBSY).
+// before the client's asynchronous release arrives (no ETXTBSY). That is
+// why a file with an execute bit always sends its close.
 //
 // Goroutines and owners: the notifier's per-client drains (notifier.stop), the watcher's reader and adder
 // (watcher.stop), each parallel chunk of a read or write (the call that

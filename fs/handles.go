@@ -331,23 +331,30 @@ func opWriteV(c *opCtx) (*Resp, error) {
 	if c.req.Flags&WriteVFlush != 0 {
 		c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
 	}
-	if c.req.Flags&WriteVSetattr != 0 {
+	var r *Resp
+	switch {
+	case c.req.Flags&WriteVSetattr != 0:
 		// As fs.setattr of Path, with the caller's credentials.
 		c.req.Handle = 0
-		r, err := opSetattr(c)
-		if err != nil {
-			return nil, err
-		}
-		r.N = int64(total)
-		return r, nil
-	}
-	if c.req.Flags&WriteVStat != 0 {
+		r, err = opSetattr(c)
+	case c.req.Flags&WriteVStat != 0:
 		var a *Attr
-		err := h.use(false, func(fd int) (err error) {
+		err = h.use(false, func(fd int) (err error) {
 			a, err = fstatAttr(c.e, fd)
 			return err
 		})
-		return &Resp{N: int64(total), Attr: a}, err
+		r = &Resp{Attr: a}
+	}
+	if r != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		if c.req.Flags&WriteVSync != 0 && c.req.Flags&WriteVFlush == 0 {
+			c.s.syncHandle(c.ctx, c.e.prefix, c.client, h)
+			r.Flags |= WriteVSync
+		}
+		r.N = int64(total)
+		return r, nil
 	}
 	if c.req.Size > 0 {
 		// A read after the writes (a read-modify-write on the client):
@@ -421,15 +428,22 @@ func opFlush(c *opCtx) (*Resp, error) {
 
 // flushHandle is the server's side of close(2) after writes.
 func (s *Server) flushHandle(ctx context.Context, prefix, client string, h *handle) {
+	s.syncHandle(ctx, prefix, client, h)
+	if h.write {
+		h.dropWrite()
+	}
+}
+
+// syncHandle makes every other client drop what it caches of h's file
+// when h wrote since the last time: the next open or stat anywhere sees
+// the writes.
+func (s *Server) syncHandle(ctx context.Context, prefix, client string, h *handle) {
 	s.mu.Lock()
 	dirty := h.dirty
 	h.dirty = false
 	s.mu.Unlock()
 	if dirty {
 		s.note.allNow(ctx, prefix, client, h.item, syncWait)
-	}
-	if h.write {
-		h.dropWrite()
 	}
 }
 

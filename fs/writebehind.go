@@ -48,12 +48,20 @@ const (
 // wbuf is a handle's write-behind buffer.
 type wbuf struct {
 	mu      sync.Mutex
-	ext     []Extent    // guarded by mu; pending writes, in order
-	n       int         // guarded by mu; bytes in ext
-	err     error       // guarded by mu; a failed write-behind not yet reported
-	through bool        // guarded by mu; write through (recalled)
-	closed  bool        // guarded by mu; released
-	timer   *time.Timer // guarded by mu; flushes after wbDelay
+	ext     []Extent // guarded by mu; pending writes, in order
+	n       int      // guarded by mu; bytes in ext
+	err     error    // guarded by mu; a failed write-behind not yet reported
+	through bool     // guarded by mu; write through (recalled)
+	closed  bool     // guarded by mu; released
+	// synced: the server has told the other clients of every write so
+	// far (an fs.writev with WriteVSync), so a close now has nothing to
+	// send and needs no call, unless exec.
+	synced bool // guarded by mu
+	// exec: the file may be executable (or its mode is unknown): its
+	// close always reaches the server, which then drops its write
+	// descriptor, so that the file can be run at once (ETXTBSY).
+	exec  bool        // guarded by mu
+	timer *time.Timer // guarded by mu; flushes after wbDelay
 }
 
 // add appends a write, merged with the last extent when it continues it.
@@ -131,6 +139,7 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 	if err := b.takeErr(); err != nil {
 		return 0, err
 	}
+	b.synced = false
 	delay := c.WriteBehind
 	if delay == 0 {
 		delay = wbDelay
@@ -222,7 +231,7 @@ func (c *Client) writeEach(ctx context.Context, h *Handle, ext []Extent, flush b
 // fs.writev carries them and answers with the attributes. ok is false when
 // the buffer holds nothing (or too much for one call).
 func (c *Client) statAfterWrites(ctx context.Context, h *Handle) (a Attr, ok bool, err error) {
-	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVStat}))
+	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVStat | WriteVSync}))
 }
 
 // setattrAfterWrites is a chmod, chown or utimes of p while a handle of
@@ -245,7 +254,7 @@ func (c *Client) setattrAfterWrites(ctx context.Context, cr Cred, p string, set 
 	if h == nil {
 		return Attr{}, false, nil
 	}
-	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVSetattr, Path: r.Rel, Set: &set}))
+	return attrOf(c.carry(ctx, h, &Req{Flags: WriteVSetattr | WriteVSync, Path: r.Rel, Set: &set}))
 }
 
 // attrOf is the attributes a carried fs.writev answered with.
@@ -273,7 +282,23 @@ func (c *Client) carry(ctx context.Context, h *Handle, req *Req) (resp *Resp, ok
 	if err != nil {
 		return nil, true, err
 	}
+	b.synced = resp != nil && req.Flags&WriteVSync != 0 && resp.Flags&WriteVSync != 0
 	return resp, resp != nil, nil
+}
+
+// unsync is a change to p's attributes on this host (the mode as given
+// when set has one): the handles writing p owe the server a call at their
+// close again.
+func (c *Client) unsync(p string, set SetAttr) {
+	for _, h := range c.writers(p) {
+		b := &h.wb
+		b.mu.Lock()
+		b.synced = false
+		if set.Valid&SetMode != 0 {
+			b.exec = set.Mode&0o111 != 0
+		}
+		b.mu.Unlock()
+	}
 }
 
 func sameCred(a, b Cred) bool {
@@ -343,10 +368,17 @@ func (c *Client) flushPath(ctx context.Context, p string) {
 
 // Flush is close(2) of one descriptor of h: the buffer and the flush go
 // in one call. A write-behind failure not yet reported is reported now.
+// After an fs.writev that synced (tar's futimens before its close, an
+// fstat) and no write since, the server has every byte and the other
+// clients have dropped their copies: the close costs no call, and the
+// server's write descriptor goes with the (lazy) release.
 func (c *Client) Flush(ctx context.Context, h *Handle) error {
 	b := &h.wb
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.err == nil && len(b.ext) == 0 && b.synced && !b.exec {
+		return nil
+	}
 	err := c.sendLocked(ctx, h, true)
 	if e := b.takeErr(); e != nil {
 		return e

@@ -25,6 +25,7 @@ type wbCluster struct {
 	mu      sync.Mutex
 	clients map[string]*Client
 	calls   map[string]int // guarded by mu; by method, all clients
+	invals  map[string]int // guarded by mu; invalidations received, by client host
 }
 
 func newWBCluster(t *testing.T, hosts ...string) *wbCluster {
@@ -32,13 +33,14 @@ func newWBCluster(t *testing.T, hosts ...string) *wbCluster {
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests act as other users and need root: sudo go test ./fs/...")
 	}
-	w := &wbCluster{dir: t.TempDir(), clients: map[string]*Client{}, calls: map[string]int{}}
+	w := &wbCluster{dir: t.TempDir(), clients: map[string]*Client{}, calls: map[string]int{}, invals: map[string]int{}}
 	os.Chmod(w.dir, 0o777)
 	log := slog.New(slog.DiscardHandler)
 	srv, err := NewServer(ServerConfig{Host: "h1", Exports: []Exported{{Prefix: "/t", Path: w.dir}}, Log: log, Workers: 2,
 		Send: func(ctx context.Context, host string, inv Invalidate) error {
 			w.mu.Lock()
 			c := w.clients[host]
+			w.invals[host]++
 			w.mu.Unlock()
 			if c != nil {
 				c.Recall(ctx, inv.Items, inv.Recall)
@@ -202,6 +204,71 @@ func TestWriteBehindCarriesSetattr(t *testing.T) {
 		t.Errorf("bob's refused chmod changed the mode to %v", st.Mode())
 	}
 	c.Release(ctx, h, false)
+}
+
+// tar's close after its futimens costs no call: the fs.writev that
+// carried the writes and the times also made every other host drop its
+// copy of the file's attributes, so the server has every byte and nobody
+// caches the old ones. A write after that makes the close a call again,
+// and so does a file that may be executable (the server must let go of
+// its write descriptor before close returns, or running it at once on the
+// server's host fails with ETXTBSY).
+func TestCloseAfterSyncedTimesCostsNoCall(t *testing.T) {
+	w := newWBCluster(t, "h2", "h3")
+	c, other, ctx := w.clients["h2"], w.clients["h3"], context.Background()
+	mtime := time.Date(2022, 1, 13, 11, 24, 43, 0, time.UTC).UnixNano()
+	for _, tc := range []struct {
+		name      string
+		mode      uint32
+		writeMore bool
+		calls     int // at the close
+	}{
+		{"plain.c", 0o644, false, 0},
+		{"more.c", 0o644, true, 1},
+		{"configure", 0o755, false, 1},
+	} {
+		h, _, _, err := c.Create(ctx, alice, "/t", tc.name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL, 0o600|tc.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Getattr(ctx, alice, "/t/"+tc.name, nil); err != nil { // h3 caches its attributes
+			t.Fatal(err)
+		}
+		c.Write(ctx, h, 0, []byte("body\n"))
+		w.mu.Lock()
+		invals := w.invals["h3"]
+		w.mu.Unlock()
+		if _, err := c.Setattr(ctx, alice, "/t/"+tc.name, nil, SetAttr{Valid: SetMtime, Mtime: mtime}); err != nil {
+			t.Fatal(err)
+		}
+		w.mu.Lock()
+		got := w.invals["h3"] - invals
+		w.mu.Unlock()
+		if got == 0 {
+			t.Errorf("%s: h3 was not told to drop the file's attributes before the utimes returned", tc.name)
+		}
+		if tc.writeMore {
+			c.Write(ctx, h, 5, []byte("more\n"))
+		}
+		before := w.count(MethodWriteV) + w.count(MethodFlush)
+		if err := c.Flush(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.count(MethodWriteV) + w.count(MethodFlush) - before; n != tc.calls {
+			t.Errorf("%s: the close took %d calls, want %d", tc.name, n, tc.calls)
+		}
+		want := "body\n"
+		if tc.writeMore {
+			want += "more\n"
+		}
+		if got := w.disk(t, tc.name); got != want {
+			t.Errorf("%s: the server has %q after the close, want %q", tc.name, got, want)
+		}
+		if a, err := other.Getattr(ctx, alice, "/t/"+tc.name, nil); err != nil || a.Size != int64(len(want)) {
+			t.Errorf("%s: h3 sees size %d (%v), want %d", tc.name, a.Size, err, len(want))
+		}
+		c.Release(ctx, h, true)
+	}
 }
 
 // Sequential write sharing across hosts: a host opening a file another

@@ -321,15 +321,17 @@ const notes = `
   per-packet work (about 1.4 KB a packet, each sealed, sent, received and
   opened on its own) share the machine's two CPUs: a round trip costs the
   two daemons together most of a millisecond of CPU.
-- Untar: per file three round trips: the create (whose reply carries the
-  directory's new attributes, which the kernel asks for next; the lookup
-  of the new name before it is answered by the client itself, in a
-  directory it made, empty and watched by the server), one fs.writev
-  that carries every ` + "`write(2)`" + ` of the file and the times tar sets
-  through its descriptor (write-behind, docs/consistency.md), and the close
-  (flush), which must reach the server before it returns (close-to-open,
-  and another host's stat sees the file at once); the release goes later,
-  batched with others. sshfs pipelines its writes and closes and promises
+- Untar: per file two round trips (three for a file with an execute
+  bit): the create (whose reply carries the directory's new attributes,
+  which the kernel asks for next; the lookup of the new name before it is
+  answered by the client itself, in a directory it made, empty and watched
+  by the server), and one fs.writev that carries every ` + "`write(2)`" + ` of
+  the file and the times tar sets through its descriptor (write-behind,
+  docs/consistency.md) and has the server invalidate the other hosts'
+  copies, as a close would, before it answers (close-to-open: another
+  host's stat sees the file at once). The close then has nothing to send
+  and makes no call (since 2026-12-02; before, it was a third round trip).
+  The release goes later, batched with others. sshfs pipelines its writes and closes and promises
   no cross-host consistency. A ` + "`perf record -a`" + ` of six untars puts
   most of the daemons' time in the kernel, waking and switching threads
   (the FUSE request, the QUIC packet each way, the server's worker), not
