@@ -36,10 +36,15 @@ import (
 // no ticket (they run nothing themselves), nor does anything under -L
 // or an explicit -j, which keep their meaning.
 //
-// Goroutines: queue.serve accepts; one per connection reads its line and
-// waits for its end. All are owned by the queue and end at close, which
-// closes the listener and every connection. queue.mu guards the waiting
-// list and the count; no other lock is taken under it.
+// The socket lies in the run directory, which only the user may enter
+// (0700): no other user can take or hold a ticket.
+//
+// Goroutines: queue.serve accepts; queue.hold, one per connection, reads
+// the estimate and waits for the ticket and the end, which a reader of its
+// own (ended by the connection's end) reports. All are owned by the queue
+// and end at close, which closes the listener and every connection.
+// queue.mu guards the waiting list and the count; no other lock is taken
+// under it, and the capacity is asked for before it is taken.
 
 // queueFile is the queue's socket in the run directory.
 const queueFile = "queue"

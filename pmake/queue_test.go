@@ -14,16 +14,28 @@ import (
 // waitWaiting waits until n job shells wait in q.
 func waitWaiting(t *testing.T, q *queue, n int) {
 	t.Helper()
+	waitQueue(t, q, "job shells waiting", n, func() int { return len(q.waiting) })
+}
+
+// waitRunning waits until n tickets are out.
+func waitRunning(t *testing.T, q *queue, n int) {
+	t.Helper()
+	waitQueue(t, q, "tickets out", n, func() int { return q.running })
+}
+
+// waitQueue waits until count, read under q.mu, is n.
+func waitQueue(t *testing.T, q *queue, what string, n int, count func() int) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		q.mu.Lock()
-		k := len(q.waiting)
+		k := count()
 		q.mu.Unlock()
 		if k == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d job shells wait in the queue, want %d", k, n)
+			t.Fatalf("%d %s, want %d", k, what, n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -124,24 +136,6 @@ func TestQueueCapacityAndDeadHolders(t *testing.T) {
 		c.Close()
 	case <-time.After(10 * time.Second):
 		t.Fatal("the ticket of a dead job shell was not given back")
-	}
-}
-
-// waitRunning waits until n tickets are out.
-func waitRunning(t *testing.T, q *queue, n int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		q.mu.Lock()
-		k := q.running
-		q.mu.Unlock()
-		if k == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d tickets out, want %d", k, n)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

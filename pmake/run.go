@@ -27,7 +27,8 @@ const ShellFlags = "--job-shell --target='$@' $(if $(filter $(PMAKE_NOEXPORT),$@
 
 const usage = `Usage: pmake [-j N] [-L N] [--stats] [make options] [targets]
 GNU make with every recipe line on an idle host of the sprite cluster.
-  -j N, --jobs=N    jobs at once (default: the idle hosts' slots + this host's CPUs)
+  -j N, --jobs=N    jobs at once (default: the idle hosts' slots + this host's CPUs,
+                    the largest first)
   -L N, --local=N   at most N jobs at home (make's -L is --check-symlink-times)
   --stats           after the build: each job's host, time and status (stderr)
   --export-links    links and archives (cc -o without -c, ld, ar, ranlib) run on
