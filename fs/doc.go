@@ -65,14 +65,15 @@
 // 256 KiB waits in its handle's buffer, for at most Client.WriteBehind
 // (100 ms), and goes to the server with the others in one fs.writev: at
 // close with the flush, at fstat(2) with the attributes, at utimes(2) or
-// chmod(2) with the change (tar sets times before its close), at a read(2) with
-// the read (a linker's read-modify-write of a block is one call, not
+// chmod(2) with the change (tar sets times before its close), at a read(2)
+// with the read (a linker's read-modify-write of a block is one call, not
 // three). The fstat and utimes calls also ask the server to invalidate the
-// other hosts as a close would (WriteVSync); when nothing is written
-// after them, the close of a file without an execute bit makes no call
-// (an untar: one create and one fs.writev a file). The server recalls the buffers of a file that comes under
-// concurrent write sharing before the open that starts the sharing
-// returns (Invalidate.Recall); the recalled handles write through.
+// other hosts as a close would (WriteVSync); when nothing is written after
+// them, the close of a file without an execute bit makes no call (an
+// untar: one create and one fs.writev a file). The server recalls the
+// buffers of a file that comes under concurrent write sharing before the
+// open that starts the sharing returns (Invalidate.Recall); the recalled
+// handles write through.
 //
 // # Consistency (docs/consistency.md)
 //

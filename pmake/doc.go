@@ -167,16 +167,17 @@
 // socket). On a terminal (stderr is one) make's stderr, and its stdout
 // when that is the same terminal, pass through pmake through one pipe; a
 // status line (hosts held, jobs done, jobs running per host) is drawn
-// after make's output only at the start of a line, taken off with "\r\033[K" before make writes again, and cleared
-// when make exits. Nothing of it appears when stderr is not a terminal.
+// after make's output only at the start of a line, taken off with
+// "\r\033[K" before make writes again, and cleared when make exits.
+// Nothing of it appears when stderr is not a terminal.
 //
 // # Locks
 //
 // One mutex per process: statusLine.mu serialises the terminal between
 // make's output and the redraws; session.mu guards the holding; queue.mu
 // the job queue. None is held while taking another (the queue asks the
-// session for its slots before it locks). Slot files are locked only by job shells,
-// each holding at most one, so they cannot deadlock.
+// session for its slots before it locks). Slot files are locked only by
+// job shells, each holding at most one, so they cannot deadlock.
 //
 // # What make sees differently
 //

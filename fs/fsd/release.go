@@ -7,15 +7,15 @@ import (
 	"sprite/fs"
 )
 
-// Lazy releases: a handle that holds no write descriptor on its server,
-// or whose close had nothing to tell it (fs.Client.Flush after a synced
+// Lazy releases: a handle that holds no write descriptor on its server, or
+// whose close had nothing to tell it (fs.Client.Flush after a synced
 // fs.writev, for a file without an execute bit), is closed there a little
-// later (fs.Req.Lazy), together with others, in one fs.release per
-// server: an untar closes a file every few
-// milliseconds, and a release of its own costs each side a message while
-// the next file waits. Nothing waits for it (the kernel does not), and
-// until it arrives the server only counts the file as still open here,
-// which can make another host's open of it uncached, never wrong.
+// later (fs.Req.Lazy), together with others, in one fs.release per server:
+// an untar closes a file every few milliseconds, and a release of its own
+// costs each side a message while the next file waits. Nothing waits for
+// it (the kernel does not), and until it arrives the server only counts
+// the file as still open here, which can make another host's open of it
+// uncached, never wrong.
 //
 // Goroutine: releaseLoop, owned by the Service (ended by Stop through the
 // service's context; it sends what is pending before it returns).
