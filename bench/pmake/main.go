@@ -503,7 +503,8 @@ const notes = `
   queue, pmake/queue.go: lvm.c begins as soon as the first job ends, not
   after eleven). On 2026-12-02, three 8-host builds with the queue took
   9.1 to 9.6 s against 10.1 to 11.1 s for three without it, on the same
-  machine in the same hour. Even so no spread of this Makefile passes about 5.5x
+  machine in the same hour (a quieter one than this table's: the
+  machine's speed drifts by a third over a day). Even so no spread of this Makefile passes about 5.5x
   with 8 hosts of equal speed (9.6 s of work, a critical path of about
   1.75 s): the brief's 7x cannot be reached with this project, by pmake
   or by distcc; under the quota lvm.c alone takes 6 to 7 s of an 8-host
