@@ -68,9 +68,10 @@
 //     pmake on this host (a make inside a remote job, whose recipes then
 //     run on that host with /bin/sh). A target matched by PMAKE_NOEXPORT,
 //     a link or archive step (IsLinkStep, linkstep.go; unless
-//     --export-links or -L), a build without a session, or no free slot
-//     under -L runs as a child here. Everything else goes through
-//     migrate.Cmd with Session set.
+//     --export-links or -L), a build without a session, a session that
+//     holds no host (RUN/hosts empty: the daemon is not asked, it would
+//     only say so), or no free slot under -L runs as a child here.
+//     Everything else goes through migrate.Cmd with Session set.
 //  4. Stdio: stdout and stderr are make's (with -O a temporary file per
 //     target). When stdout is not a terminal the job's output is held
 //     until it ends, by the home (Cmd.HoldOutput: a job the home restarts

@@ -188,12 +188,21 @@ func (js *jobShell) main(home bool) int {
 			defer t.Close()
 		}
 	}
+	if why == "" && os.Getenv(EnvLocal) == "" && len(readHosts(js.run)) == 0 {
+		// What the daemon would answer, without asking it: a build
+		// with no idle host pays no call per job.
+		why = whyNoHosts
+	}
 	js.start = time.Now()
 	if why != "" {
 		return js.runHome(why, nil)
 	}
 	return js.runRemote(session)
 }
+
+// whyNoHosts is the reason a job runs at home while the session holds no
+// host (RUN/hosts is empty), in the daemon's words.
+const whyNoHosts = "the session holds no idle host"
 
 func exportLinks() bool {
 	v := os.Getenv(EnvExportLinks)
