@@ -13,9 +13,17 @@ import (
 )
 
 const (
-	cgroupRoot   = "/sys/fs/cgroup"
-	cgroupName   = "sprite-lab"
-	cfsPeriodUs  = 100000
+	cgroupRoot = "/sys/fs/cgroup"
+	cgroupName = "sprite-lab"
+	// cfsPeriodUs is the CFS bandwidth period of a host's quota: 10 ms,
+	// not the kernel's 100 ms. A host at a quarter of a CPU then runs 2.5
+	// ms in every 10 rather than 25 in every 100, so a host that has
+	// spent its share is stopped for at most 7.5 ms, not 75: closer to a
+	// slower CPU, which never stops, and the difference matters to
+	// request-and-answer work (a file server, distcc's preprocessing)
+	// far more than to a compile.
+	cfsPeriodUs = 10000
+	// minQuotaUs is the kernel's smallest quota (1 ms).
 	minQuotaUs   = 1000
 	cgroupV1Path = cgroupRoot + "/cpu/" + cgroupName
 	// cgroupV1Freezer is the lab's parent in the v1 freezer hierarchy:
@@ -60,11 +68,11 @@ func labCgroup() string {
 	return cgroupV1Path
 }
 
-// quotaUs turns a CPU count into a CFS quota per 100 ms period.
+// quotaUs turns a CPU count into a CFS quota per period (cfsPeriodUs).
 func quotaUs(cpus float64) (int64, error) {
 	q := int64(math.Round(cpus * cfsPeriodUs))
 	if q < minQuotaUs {
-		return 0, fmt.Errorf("--cpus %g is below the kernel's minimum of 0.01", cpus)
+		return 0, fmt.Errorf("--cpus %g is below the smallest quota the lab can set, %g (the kernel's 1 ms in the lab's %d ms period): give a larger --cpus", cpus, float64(minQuotaUs)/cfsPeriodUs, cfsPeriodUs/1000)
 	}
 	return q, nil
 }

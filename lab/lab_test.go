@@ -553,9 +553,9 @@ func inotifyEvent(fd int, d time.Duration) bool {
 
 func testCPUQuota(t *testing.T, l *lab.Lab) {
 	h := l.Hosts[0]
-	file, want := "cpu.cfs_quota_us", "50000"
+	file, want := "cpu.cfs_quota_us", "5000"
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		file, want = "cpu.max", "50000 100000"
+		file, want = "cpu.max", "5000 10000"
 	}
 	if !strings.HasSuffix(h.Cgroup, "/sprite-lab/h1") {
 		t.Errorf("h1's cgroup is %q", h.Cgroup)

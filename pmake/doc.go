@@ -149,10 +149,12 @@
 //
 // -j without a number (and no -L): make gets -j Window(S) (three times
 // S, the session's slots plus this host's CPUs), and the job shells take
-// turns from pmake's job queue (queue.go), S at a time, largest estimate
-// first: a line with no source file to size, then compiles by their
-// sources' bytes. Make's order no longer decides which of the started jobs
-// runs first; a job with no ticket waits in its job shell (a Go process
+// turns from pmake's job queue (queue.go), S at a time. A turn on one of
+// the session's hosts goes to the largest estimate (a line with no source
+// file to size, then compiles by their sources' bytes); a turn at home,
+// where the job shares the CPUs with make and the file server, to the
+// smallest, so the largest compiles run on hosts of their own. Make's
+// order no longer decides which of the started jobs runs first; a job with no ticket waits in its job shell (a Go process
 // at home, blocked on a unix socket), and its --stats time starts with its
 // turn.
 //

@@ -184,8 +184,14 @@ func (js *jobShell) main(home bool) int {
 		}
 	} else if os.Getenv(EnvQueue) == "1" {
 		wd, _ := os.Getwd()
-		if t := takeTicket(js.run, Estimate(js.line, wd)); t != nil {
+		t, home := takeTicket(js.run, Estimate(js.line, wd))
+		if t != nil {
 			defer t.Close()
+		}
+		if home && why == "" && len(readHosts(js.run)) > 0 {
+			// A home ticket (queue.go): the session's slots on other
+			// hosts are all taken, the reason the daemon would give.
+			why = whyHostsBusy
 		}
 	}
 	if why == "" && os.Getenv(EnvLocal) == "" && len(readHosts(js.run)) == 0 {
@@ -200,9 +206,13 @@ func (js *jobShell) main(home bool) int {
 	return js.runRemote(session)
 }
 
-// whyNoHosts is the reason a job runs at home while the session holds no
-// host (RUN/hosts is empty), in the daemon's words.
-const whyNoHosts = "the session holds no idle host"
+// The reasons a job runs at home without asking the daemon, in the
+// daemon's words: the session holds no host (RUN/hosts is empty), or the
+// job got a home ticket (queue.go).
+const (
+	whyNoHosts   = "the session holds no idle host"
+	whyHostsBusy = "every host of the session is busy"
+)
 
 func exportLinks() bool {
 	v := os.Getenv(EnvExportLinks)

@@ -20,7 +20,7 @@ func waitWaiting(t *testing.T, q *queue, n int) {
 // waitRunning waits until n tickets are out.
 func waitRunning(t *testing.T, q *queue, n int) {
 	t.Helper()
-	waitQueue(t, q, "tickets out", n, func() int { return q.running })
+	waitQueue(t, q, "tickets out", n, func() int { return q.running[ticketRemote] + q.running[ticketHome] })
 }
 
 // waitQueue waits until count, read under q.mu, is n.
@@ -47,14 +47,12 @@ func waitQueue(t *testing.T, q *queue, what string, n int, count func() int) {
 func TestJobShellsRunLargestFirst(t *testing.T) {
 	bin := pmakeBin(t)
 	run := t.TempDir()
-	var capacity atomic.Int64
-	capacity.Store(1)
-	q, err := openQueue(run, func() int { return int(capacity.Load()) })
+	q, err := openQueue(run, func() capacity { return capacity{remote: 1} })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.close()
-	first := takeTicket(run, 1)
+	first, _ := takeTicket(run, 1)
 	if first == nil {
 		t.Fatal("no ticket from an empty queue")
 	}
@@ -92,13 +90,63 @@ func TestJobShellsRunLargestFirst(t *testing.T) {
 	}
 }
 
+// Remote tickets go to the largest waiting job, home tickets to a line
+// that cannot be sized, else to the smallest: the largest compiles run on
+// hosts of their own, not beside the file server at home.
+func TestHomeTicketsGoToTheSmallest(t *testing.T) {
+	run := t.TempDir()
+	q, err := openQueue(run, func() capacity { return capacity{remote: 1, home: 1} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.close()
+	remote, home1 := takeTicket(run, 1)
+	local, home2 := takeTicket(run, 1)
+	if remote == nil || local == nil || home1 || !home2 {
+		t.Fatalf("first two tickets: home %v and %v, want a remote one then a home one", home1, home2)
+	}
+	type got struct {
+		name string
+		home bool
+		c    net.Conn
+	}
+	out := make(chan got, 4)
+	for i, w := range []struct {
+		name string
+		est  int64
+	}{{"mid", 1000}, {"big", 5000}, {"small", 100}, {"unsized", Unsized}} {
+		go func() { c, h := takeTicket(run, w.est); out <- got{w.name, h, c} }()
+		waitWaiting(t, q, i+1)
+	}
+	next := func(free net.Conn, want string, wantHome bool) net.Conn {
+		t.Helper()
+		free.Close()
+		select {
+		case g := <-out:
+			if g.c == nil || g.name != want || g.home != wantHome {
+				t.Fatalf("ticket (home %v) went to %q, want %q (home %v)", g.home, g.name, want, wantHome)
+			}
+			return g.c
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no ticket for %q after one was given back", want)
+			return nil
+		}
+	}
+	local = next(local, "unsized", true)
+	local = next(local, "small", true)
+	remote = next(remote, "big", false)
+	local = next(local, "mid", true)
+	remote.Close()
+	local.Close()
+}
+
 // A ticket is given back when its job shell dies; the tickets out never
 // exceed the capacity, which is asked again at every hand-out.
 func TestQueueCapacityAndDeadHolders(t *testing.T) {
 	run := t.TempDir()
-	var capacity atomic.Int64
-	capacity.Store(2)
-	q, err := openQueue(run, func() int { return int(capacity.Load()) })
+	var slots atomic.Int64
+	slots.Store(1)
+	q, err := openQueue(run, func() capacity { return capacity{remote: int(slots.Load()), home: 1} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,14 +160,14 @@ func TestQueueCapacityAndDeadHolders(t *testing.T) {
 	}
 	defer holder.Process.Kill()
 	waitRunning(t, q, 1)
-	b := takeTicket(run, 10)
+	b, _ := takeTicket(run, 10)
 	if b == nil {
 		t.Fatal("second ticket of two refused")
 	}
 	got := make(chan net.Conn, 1)
-	go func() { got <- takeTicket(run, 10) }()
+	go func() { c, _ := takeTicket(run, 10); got <- c }()
 	waitWaiting(t, q, 1)
-	capacity.Store(1) // a host withdrawn: one ticket at a time from now on
+	slots.Store(0) // the host withdrawn: the home ticket alone from now on
 	holder.Process.Kill()
 	holder.Wait()
 	select {
@@ -146,7 +194,7 @@ func TestQueueTicketHolder(t *testing.T) {
 	if run == "" {
 		return // run as a test: nothing to do
 	}
-	if takeTicket(run, 1) == nil {
+	if c, _ := takeTicket(run, 1); c == nil {
 		os.Exit(3)
 	}
 	time.Sleep(time.Minute)
@@ -155,14 +203,14 @@ func TestQueueTicketHolder(t *testing.T) {
 // A job shell waiting when pmake ends runs without a ticket.
 func TestQueueClosedLetsWaitersGo(t *testing.T) {
 	run := t.TempDir()
-	q, err := openQueue(run, func() int { return 1 })
+	q, err := openQueue(run, func() capacity { return capacity{home: 1} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := takeTicket(run, 1)
+	held, _ := takeTicket(run, 1)
 	defer held.Close()
 	got := make(chan net.Conn, 1)
-	go func() { got <- takeTicket(run, 1) }()
+	go func() { c, _ := takeTicket(run, 1); got <- c }()
 	waitWaiting(t, q, 1)
 	q.close()
 	select {

@@ -113,7 +113,7 @@ func run(o Options) (int, error) {
 		if s, home := sess, cpus; s != nil && o.Local < 0 {
 			// Largest job first (queue.go): make starts a window of
 			// jobs, and pmake picks which of them run.
-			if q, err = openQueue(run, func() int { return s.slots() + home }); err != nil {
+			if q, err = openQueue(run, func() capacity { return capacity{remote: s.slots(), home: home} }); err != nil {
 				fmt.Fprintf(os.Stderr, "pmake: %v: jobs run in make's order\n", err)
 			} else {
 				jobs = Window(jobs)

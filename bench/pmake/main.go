@@ -397,7 +397,7 @@ func report(rows []row, base time.Duration, quota float64) string {
 	fmt.Fprintf(&b, "Run %s on a %d-CPU %s machine (`sudo bash scripts/bench pmake`, i.e. `go run ./bench/pmake`). "+
 		"The project: Lua 5.4.4 from Debian's lua5.4 source package (scripts/project), upstream's Makefile "+
 		"(recursive: `make` runs `$(MAKE)` twice down into src/), about 35 compiles, an ar and two links. "+
-		"Each lab host is limited to **%.2f CPUs** (cgroup quota): the brief asks for one CPU per host, but "+
+		"Each lab host is limited to **%.2f CPUs** (cgroup quota in a 10 ms period): the brief asks for one CPU per host, but "+
 		"this machine has %d, so the quota is scaled down to keep the largest lab within the machine. "+
 		"Every build runs as alice in her home on h1; *make -j* is h1 alone, the baseline of every speedup. "+
 		"*pmake* is `pmake -j --stats` (default -j: the session's slots plus h1's); *distcc* is `make -j2N "+
