@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -165,7 +166,7 @@ func (js *jobShell) record(r Record) {
 
 func (js *jobShell) main(home bool) int {
 	session := os.Getenv(EnvSession)
-	why := ""
+	why, homeTicket := "", false
 	switch {
 	case home:
 		why = "PMAKE_NOEXPORT"
@@ -184,20 +185,21 @@ func (js *jobShell) main(home bool) int {
 		}
 	} else if os.Getenv(EnvQueue) == "1" {
 		wd, _ := os.Getwd()
-		t, home := takeTicket(js.run, Estimate(js.line, wd))
-		if t != nil {
+		var t net.Conn
+		if t, homeTicket = takeTicket(js.run, Estimate(js.line, wd)); t != nil {
 			defer t.Close()
 		}
-		if home && why == "" && len(readHosts(js.run)) > 0 {
-			// A home ticket (queue.go): the session's slots on other
-			// hosts are all taken, the reason the daemon would give.
+	}
+	if why == "" && os.Getenv(EnvLocal) == "" {
+		// What the daemon would answer, without asking it: a build
+		// with no idle host pays no call per job, nor does a job with
+		// a home ticket (queue.go: every slot on the hosts is taken).
+		switch {
+		case len(readHosts(js.run)) == 0:
+			why = whyNoHosts
+		case homeTicket:
 			why = whyHostsBusy
 		}
-	}
-	if why == "" && os.Getenv(EnvLocal) == "" && len(readHosts(js.run)) == 0 {
-		// What the daemon would answer, without asking it: a build
-		// with no idle host pays no call per job.
-		why = whyNoHosts
 	}
 	js.start = time.Now()
 	if why != "" {

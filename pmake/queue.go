@@ -41,8 +41,9 @@ import (
 //
 // A job shell holds its ticket as an open connection to RUN/queue, a unix
 // socket pmake listens on: it writes its estimate as one line and waits
-// for one byte, its ticket's kind (ticketRemote or ticketHome). Closing the connection, or dying, gives the ticket back,
-// so a killed job never leaks one. A job shell whose pmake has gone (the
+// for one byte, its ticket's kind (ticketRemote or ticketHome). Closing
+// the connection, or dying, gives the ticket back, so a killed job never
+// leaks one. A job shell whose pmake has gone (the
 // connection ends before the byte) runs without one. Recursive makes take
 // no ticket (they run nothing themselves), nor does anything under -L
 // or an explicit -j, which keep their meaning.
