@@ -127,7 +127,7 @@
 //
 //	-j N, --jobs N     jobs at once (make's -j); default: the session's slots + this host's CPUs, largest first (below)
 //	-L N, --local N    at most N jobs at home (Sprite pmake's -L; make's -L is --check-symlink-times)
-//	--stats            after the build, each job's target, host, time, status (stderr)
+//	--stats            after the build, each job's target, host, start, time, status (stderr)
 //	--export-links     links and archives go to idle hosts too (default: home)
 //	-O, --output-sync  as make's; pmake passes -Otarget unless given
 //	SHELL=X            the shell recipe lines run under (default /bin/sh)

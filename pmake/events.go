@@ -143,9 +143,10 @@ func Jobs(recs []Record) []Job {
 	return out
 }
 
-// WriteStats prints --stats: one line per job (target, host, time, how it
-// ended, the command), then a line per host.
-func WriteStats(w io.Writer, jobs []Job, wall time.Duration) {
+// WriteStats prints --stats: one line per job (target, host, when it
+// started after start, its time, how it ended, the command), then a line
+// per host.
+func WriteStats(w io.Writer, jobs []Job, start time.Time, wall time.Duration) {
 	type agg struct {
 		n    int
 		busy time.Duration
@@ -153,7 +154,7 @@ func WriteStats(w io.Writer, jobs []Job, wall time.Duration) {
 	hosts := map[string]*agg{}
 	var names []string
 	fmt.Fprintf(w, "pmake: --stats: %d jobs in %.1fs\n", len(jobs), wall.Seconds())
-	fmt.Fprintf(w, "%-24s %-8s %8s  %-8s %-28s %s\n", "TARGET", "HOST", "SECONDS", "STATUS", "WHY HOME", "COMMAND")
+	fmt.Fprintf(w, "%-24s %-8s %7s %8s  %-8s %-28s %s\n", "TARGET", "HOST", "AT(s)", "SECONDS", "STATUS", "WHY HOME", "COMMAND")
 	for _, j := range jobs {
 		st, took := j.Status, fmt.Sprintf("%.2f", j.Took.Seconds())
 		if !j.Done {
@@ -163,7 +164,8 @@ func WriteStats(w io.Writer, jobs []Job, wall time.Duration) {
 		if j.Host != Home || why == "" {
 			why = "-"
 		}
-		fmt.Fprintf(w, "%-24s %-8s %8s  %-8s %-28s %s\n", short(j.Target, 24), j.Host, took, st, short(why, 28), short(j.Line, 60))
+		at := fmt.Sprintf("%.2f", max(0, j.Start.Sub(start).Seconds()))
+		fmt.Fprintf(w, "%-24s %-8s %7s %8s  %-8s %-28s %s\n", short(j.Target, 24), j.Host, at, took, st, short(why, 28), short(j.Line, 60))
 		a := hosts[j.Host]
 		if a == nil {
 			a = &agg{}

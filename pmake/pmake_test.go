@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -277,6 +278,21 @@ x1 x2 x3:
 	}
 	if wall < 0.6 {
 		t.Fatalf("with -L1 three 0.2 s jobs took %.2fs: they ran side by side\n%s", wall, recs)
+	}
+	// AT(s) says when each job started: one after another, 0.2 s apart.
+	var at []float64
+	for _, l := range strings.Split(recs, "\n") {
+		if f := strings.Fields(l); len(f) > 3 && regexp.MustCompile(`^x[123]$`).MatchString(f[0]) {
+			v, err := strconv.ParseFloat(f[2], 64)
+			if err != nil {
+				t.Fatalf("--stats line without a start offset: %q", l)
+			}
+			at = append(at, v)
+		}
+	}
+	sort.Float64s(at)
+	if len(at) != 3 || at[1]-at[0] < 0.15 || at[2]-at[1] < 0.15 || at[2] > wall {
+		t.Fatalf("--stats start offsets of x1..x3 %v: want three, 0.2 s apart, within %.2fs\n%s", at, wall, recs)
 	}
 }
 

@@ -229,7 +229,7 @@ func run(o Options) (int, error) {
 	sess = nil
 	if o.Stats {
 		recs, _ := readRecords(filepath.Join(run, eventsFile))
-		WriteStats(os.Stderr, Jobs(recs), wall)
+		WriteStats(os.Stderr, Jobs(recs), start, wall)
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
