@@ -134,9 +134,17 @@ func (w *inputWatch) add(path string, fresh bool) {
 		delete(w.byWD, old)
 		delete(w.byPath, path)
 	}
-	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), path, unix.IN_ACCESS)
+	// Through the raw conn, not f.Fd(), which would turn the descriptor
+	// to blocking mode: the reader would hold a thread in read(2).
+	rc, err := w.f.SyscallConn()
 	if err != nil {
-		return // gone already, or not ours to read
+		return
+	}
+	var wd int
+	if cerr := rc.Control(func(fd uintptr) {
+		wd, err = unix.InotifyAddWatch(int(fd), path, unix.IN_ACCESS)
+	}); cerr != nil || err != nil {
+		return // stopped, gone already, or not ours to read
 	}
 	w.byWD[wd] = path
 	w.byPath[path] = wd
