@@ -34,6 +34,19 @@ func (s *sent) has(host, path string) bool {
 
 func (s *sent) reset() { s.mu.Lock(); clear(s.items); s.mu.Unlock() }
 
+// hosts lists the hosts sent anything, and what.
+func (s *sent) hosts() map[string][]Item {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]Item{}
+	for h, it := range s.items {
+		if len(it) > 0 {
+			out[h] = slices.Clone(it)
+		}
+	}
+	return out
+}
+
 func consistencyServer(t *testing.T) (*Server, string, *sent) {
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests act as other users and need root: sudo go test ./fs/...")
@@ -90,40 +103,92 @@ func TestConcurrentSharingTurnsCachingOff(t *testing.T) {
 	}
 }
 
-// Sequential write sharing: the writer's close (flush) invalidates every
-// other host that uses the domain before it returns.
-func TestWriterCloseInvalidatesOthers(t *testing.T) {
+// Sequential write sharing: the writer's close (flush) invalidates, before
+// it returns, every other host that may cache the file: those that looked
+// it up within the kernel's cache time and those that hold it open; not a
+// host that only used the domain, nor one whose look is older than that.
+func TestWriterCloseInvalidatesThoseWhoMayCache(t *testing.T) {
+	old := interestFor
+	t.Cleanup(func() { interestFor = old }) // after the server stops
+	interestFor = 300 * time.Millisecond
 	s, _, sn := consistencyServer(t)
-	serveAs(t, s, "h2", MethodStatfs, Req{})
-	serveAs(t, s, "h4", MethodStatfs, Req{})
 	w := serveAs(t, s, "h3", MethodCreate, Req{Name: "g", Flags: syscall.O_WRONLY, Mode: 0o644})
+	serveAs(t, s, "h6", MethodLookup, Req{Name: "g"})
+	o := serveAs(t, s, "h7", MethodOpen, Req{Path: "g", Flags: syscall.O_RDONLY})
+	time.Sleep(400 * time.Millisecond) // h6's look and h7's open grow old
+	serveAs(t, s, "h2", MethodLookup, Req{Name: "g"})
+	serveAs(t, s, "h4", MethodGetattr, Req{Path: "g"})
+	serveAs(t, s, "h5", MethodStatfs, Req{})
 	serveAs(t, s, "h3", MethodWrite, Req{Handle: w.Handle, Data: []byte("new")})
 	sn.reset()
 	serveAs(t, s, "h3", MethodFlush, Req{Handle: w.Handle})
-	if !sn.has("h2", "g") || !sn.has("h4", "g") {
-		t.Fatalf("flush invalidated %v; want h2 and h4", sn.items)
+	for _, h := range []string{"h2", "h4", "h7"} {
+		if !sn.has(h, "g") {
+			t.Errorf("flush did not invalidate %s (it may cache g): sent %v", h, sn.hosts())
+		}
 	}
-	if cl := s.note.clients("/t", "h3"); len(cl) != 2 || slices.Contains(cl, "h3") {
-		t.Fatalf("flush's synchronous targets %v; want h2 and h4, never the writer", cl)
+	for _, h := range []string{"h3", "h5", "h6"} {
+		if len(sn.hosts()[h]) > 0 {
+			t.Errorf("flush invalidated %s, which cannot cache g: sent %v", h, sn.hosts())
+		}
+	}
+	// After its release h7's kernel may still trust g's attributes for a
+	// while, and then not.
+	serveAs(t, s, "h7", MethodRelease, Req{Handle: o.Handle})
+	serveAs(t, s, "h3", MethodWrite, Req{Handle: w.Handle, Data: []byte("newer")})
+	sn.reset()
+	serveAs(t, s, "h3", MethodFlush, Req{Handle: w.Handle})
+	if !sn.has("h7", "g") {
+		t.Errorf("a flush right after h7's release did not invalidate h7: sent %v", sn.hosts())
+	}
+	time.Sleep(400 * time.Millisecond)
+	serveAs(t, s, "h3", MethodWrite, Req{Handle: w.Handle, Data: []byte("newest")})
+	sn.reset()
+	serveAs(t, s, "h3", MethodFlush, Req{Handle: w.Handle})
+	if got := sn.hosts(); len(got) > 0 {
+		t.Errorf("a flush long after every look invalidated %v", got)
 	}
 }
 
-// A change on the server's own disk is queued for every client.
+// A change on the server's own disk is queued for every client that may
+// cache it: a write for those that looked at the file, a new name also for
+// those that looked at its directory or for the name while it was missing;
+// never for a host that only looked at another file.
 func TestLocalChangeNotified(t *testing.T) {
 	s, dir, sn := consistencyServer(t)
 	os.WriteFile(filepath.Join(dir, "l"), []byte("1"), 0o666)
+	os.WriteFile(filepath.Join(dir, "other"), []byte("1"), 0o666)
 	serveAs(t, s, "h2", MethodGetattr, Req{Path: "l"})
 	serveAs(t, s, "h2", MethodReaddir, Req{}) // the root gets a watch, asynchronously
+	serveAs(t, s, "h3", MethodGetattr, Req{Path: "other"})
+	if r, err := s.Serve(context.Background(), "h4", MethodLookup, &Req{Prefix: "/t", Cred: alice, Name: "n"}); err != nil || r.Errno != uint32(syscall.ENOENT) {
+		t.Fatalf("lookup of a missing name: %v %v", r, err)
+	}
 	for !s.watch.watching(s.exports["/t"], "") {
 		time.Sleep(time.Millisecond)
 	}
-	os.WriteFile(filepath.Join(dir, "l"), []byte("2"), 0o666)
-	deadline := time.Now().Add(5 * time.Second)
-	for !sn.has("h2", "l") {
-		if time.Now().After(deadline) {
-			t.Fatal("a local write was not notified to h2")
+	wait := func(host, path string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !sn.has(host, path) {
+			if time.Now().After(deadline) {
+				t.Fatalf("a local change of %s was not notified to %s: sent %v", path, host, sn.hosts())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the other clients' queues
+	}
+	os.WriteFile(filepath.Join(dir, "l"), []byte("2"), 0o666)
+	wait("h2", "l")
+	if sn.has("h3", "l") || sn.has("h4", "l") {
+		t.Fatalf("a write of l reached hosts that never looked at it: %v", sn.hosts())
+	}
+	sn.reset()
+	os.WriteFile(filepath.Join(dir, "n"), []byte("new"), 0o666)
+	wait("h4", "n")
+	wait("h2", "n")
+	if sn.has("h3", "n") {
+		t.Fatalf("a new name reached a host that only looked at another file: %v", sn.hosts())
 	}
 }
 

@@ -86,18 +86,22 @@
 // concurrent write sharing: new opens get FOPEN_DIRECT_IO (no client
 // caching), and each write from one host invalidates the other hosts'
 // cached opens before it is acknowledged. The close (flush) of a handle
-// that wrote invalidates every other host that uses the domain before it
-// returns. Changes on the server's own disk, and every change clients make
+// that wrote invalidates, before it returns, every other host that may
+// cache the file: those that asked about it within the kernel's cache time
+// or hold it open (interest.go; a host that merely uses the domain is not
+// told). Changes on the server's own disk, and every change clients make
 // through the server, are seen by inotify on each directory a client has
-// looked into and pushed to the other clients (notifier: one queue and
-// goroutine per client host, coalescing); the client that made a change is
-// not told of it again (notifier.mark).
+// looked into and pushed to the clients that may cache them (notifier: one
+// queue and goroutine per client host, coalescing); the client that made
+// a change is not told of it again (notifier.mark).
 //
 // # Locks and goroutines
 //
 // Locks: Server.mu, notifier.mu, queue.mu, watcher.mu and procCache.mu
-// are leaves (no two are ever held together), and none is held across a system call on a
-// file, a call to another host or a kernel notification. Known deadlock, avoided: a server that
+// are leaves (no two are ever held together) but for one order:
+// Server.mu, then notifier.mu (a dropped handle unpins its file). None is
+// held across a system call on a file, a call to another host or a kernel
+// notification. Known deadlock, avoided: a server that
 // waits for a client to drop its cache while that client's kernel holds a
 // page lock for a write that waits for the same server. The client applies
 // invalidations on the RPC goroutine (never inside a FUSE handler) and

@@ -117,6 +117,7 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	write := flags&unix.O_ACCMODE != unix.O_RDONLY || flags&unix.O_TRUNC != 0
 	it := Item{Prefix: c.e.prefix, Path: rel}
 	r, recall := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, it, write)
+	c.s.note.opened(c.client, it)
 	r.Dir = dirAttr
 	// Other hosts that write the file may hold writes back (write-behind):
 	// they send them, and write through from now on, before this open
@@ -329,7 +330,7 @@ func opWriteV(c *opCtx) (*Resp, error) {
 		return nil, err
 	}
 	if c.req.Flags&WriteVFlush != 0 {
-		c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
+		c.s.flushHandle(c.ctx, c.client, h)
 	}
 	var r *Resp
 	switch {
@@ -350,7 +351,7 @@ func opWriteV(c *opCtx) (*Resp, error) {
 			return nil, err
 		}
 		if c.req.Flags&WriteVSync != 0 && c.req.Flags&WriteVFlush == 0 {
-			c.s.syncHandle(c.ctx, c.e.prefix, c.client, h)
+			c.s.syncHandle(c.ctx, c.client, h)
 			r.Flags |= WriteVSync
 		}
 		r.N = int64(total)
@@ -422,28 +423,28 @@ func opFlush(c *opCtx) (*Resp, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.s.flushHandle(c.ctx, c.e.prefix, c.client, h)
+	c.s.flushHandle(c.ctx, c.client, h)
 	return &Resp{}, nil
 }
 
 // flushHandle is the server's side of close(2) after writes.
-func (s *Server) flushHandle(ctx context.Context, prefix, client string, h *handle) {
-	s.syncHandle(ctx, prefix, client, h)
+func (s *Server) flushHandle(ctx context.Context, client string, h *handle) {
+	s.syncHandle(ctx, client, h)
 	if h.write {
 		h.dropWrite()
 	}
 }
 
-// syncHandle makes every other client drop what it caches of h's file
-// when h wrote since the last time: the next open or stat anywhere sees
-// the writes.
-func (s *Server) syncHandle(ctx context.Context, prefix, client string, h *handle) {
+// syncHandle makes every other client that may cache h's file drop what
+// it caches of it when h wrote since the last time: the next open or stat
+// anywhere sees the writes.
+func (s *Server) syncHandle(ctx context.Context, client string, h *handle) {
 	s.mu.Lock()
 	dirty := h.dirty
 	h.dirty = false
 	s.mu.Unlock()
 	if dirty {
-		s.note.allNow(ctx, prefix, client, h.item, syncWait)
+		s.note.allNow(ctx, client, h.item, syncWait)
 	}
 }
 
@@ -488,6 +489,7 @@ func opRelease(c *opCtx) (*Resp, error) {
 // dropLocked closes a handle and takes it out of its file's open table.
 func (s *Server) dropLocked(id uint64, h *handle) {
 	delete(s.handles, id)
+	s.note.released(h.client, h.item)
 	h.io.Lock()
 	unix.Close(h.fd)
 	h.io.Unlock()

@@ -7,13 +7,16 @@ import (
 	"time"
 )
 
-// notifier tells client hosts to drop cached names, attributes and data.
-// Each client has a queue drained by one goroutine (owned by the notifier,
-// ended by stop), so a slow or dead client delays only itself; pending
-// items for one client coalesce. now and allNow deliver synchronously, for
-// the cases where an acknowledgement must wait for the caches to be gone.
+// notifier tells client hosts to drop cached names, attributes and data:
+// those that may cache what changed (interest.go). Each client has a queue
+// drained by one goroutine (owned by the notifier, ended by stop), so a
+// slow or dead client delays only itself; pending items for one client
+// coalesce. now and allNow deliver synchronously, for the cases where an
+// acknowledgement must wait for the caches to be gone.
 //
 // notifier.mu and queue.mu are never held together, nor across a call.
+// Server.mu may be held when notifier.mu is taken (a dropped handle
+// unpins), never the other way round.
 type notifier struct {
 	send Sender
 	log  *slog.Logger
@@ -21,10 +24,11 @@ type notifier struct {
 	end  context.CancelFunc
 	wg   sync.WaitGroup
 
-	mu       sync.Mutex
-	interest map[string]map[string]bool // guarded by mu; prefix -> client hosts that asked
-	queues   map[string]*queue          // guarded by mu; by client host
-	recent   map[Item]mark              // guarded by mu; who last changed an entry through this server
+	mu      sync.Mutex
+	items   map[Item]*cachers // guarded by mu; who may cache what (interest.go)
+	sweepAt int               // guarded by mu; items' size that triggers a sweep
+	queues  map[string]*queue // guarded by mu; by client host
+	recent  map[Item]mark     // guarded by mu; who last changed an entry through this server
 }
 
 // mark says that client changed an entry at a time: the local-change event
@@ -49,34 +53,10 @@ const sendTimeout = 2 * time.Second
 func newNotifier(send Sender, log *slog.Logger) *notifier {
 	ctx, end := context.WithCancel(context.Background())
 	return &notifier{send: send, log: log, ctx: ctx, end: end,
-		interest: map[string]map[string]bool{}, queues: map[string]*queue{}, recent: map[Item]mark{}}
+		items: map[Item]*cachers{}, sweepAt: interestSweep, queues: map[string]*queue{}, recent: map[Item]mark{}}
 }
 
 func (n *notifier) stop() { n.end(); n.wg.Wait() }
-
-// interested records that client uses prefix, so it hears of changes.
-func (n *notifier) interested(prefix, client string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	m := n.interest[prefix]
-	if m == nil {
-		m = map[string]bool{}
-		n.interest[prefix] = m
-	}
-	m[client] = true
-}
-
-func (n *notifier) clients(prefix, except string) []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for c := range n.interest[prefix] {
-		if c != except {
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 // mark records that client is about to change it through this server.
 func (n *notifier) mark(client string, items ...Item) {
@@ -96,23 +76,19 @@ func (n *notifier) mark(client string, items ...Item) {
 }
 
 // changed queues it, an entry changed on this host's disk, for every
-// interested client but the one that made the change through this server.
-func (n *notifier) changed(it Item) {
+// client that may cache it but the one that made the change through this
+// server; entries says that the change is one of its directory's entries.
+func (n *notifier) changed(it Item, entries bool) {
 	except := ""
 	n.mu.Lock()
 	if m, ok := n.recent[it]; ok && time.Since(m.at) < markFor {
 		except = m.client
 	}
 	n.mu.Unlock()
-	n.all(it.Prefix, except, it)
-}
-
-// all queues it for every interested client but except.
-func (n *notifier) all(prefix, except string, it Item) {
 	if n.send == nil {
 		return
 	}
-	for _, c := range n.clients(prefix, except) {
+	for _, c := range n.cachersOf(it, entries, except) {
 		q := n.queue(c)
 		q.mu.Lock()
 		q.pending[it] = true
@@ -124,10 +100,10 @@ func (n *notifier) all(prefix, except string, it Item) {
 	}
 }
 
-// allNow delivers it to every interested client but except, waiting up to
-// wait.
-func (n *notifier) allNow(ctx context.Context, prefix, except string, it Item, wait time.Duration) {
-	n.now(ctx, n.clients(prefix, except), it, wait)
+// allNow delivers it to every client that may cache it but except,
+// waiting up to wait.
+func (n *notifier) allNow(ctx context.Context, except string, it Item, wait time.Duration) {
+	n.now(ctx, n.cachersOf(it, false, except), it, wait)
 }
 
 // now delivers it to clients in parallel and waits for them, up to wait.
@@ -172,8 +148,8 @@ func (n *notifier) queue(client string) *queue {
 }
 
 // drain sends client's pending items until the notifier stops. A client
-// that cannot be reached loses its interest: it asks again, and so becomes
-// interested again, when it next uses the domain.
+// that cannot be reached is forgotten (but for its open files) until it
+// asks again.
 func (n *notifier) drain(client string, q *queue) {
 	for {
 		select {
@@ -207,13 +183,5 @@ func (n *notifier) drain(client string, q *queue) {
 			n.log.Debug("fs: invalidations not delivered; client forgotten until it comes back", "client", client, "items", len(items), "err", err)
 			n.forget(client)
 		}
-	}
-}
-
-func (n *notifier) forget(client string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, m := range n.interest {
-		delete(m, client)
 	}
 }

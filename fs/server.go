@@ -134,7 +134,9 @@ func (s *Server) Serve(ctx context.Context, client, method string, req *Req) (*R
 		return &Resp{Errno: uint32(errnoOf(err))}, nil
 	}
 	req.Cred = squash(req.Cred)
-	s.note.interested(req.Prefix, client)
+	if items := seenBy(method, req); len(items) > 0 {
+		s.note.saw(client, items...)
+	}
 	if items := changes(method, req); len(items) > 0 {
 		s.note.mark(client, items...)
 	}

@@ -124,7 +124,19 @@ func (w *watcher) addNow(r watchReq) {
 		return
 	}
 	defer unix.Close(fd)
-	wd, err := unix.InotifyAddWatch(int(w.f.Fd()), procPath(fd), watchMask)
+	// Through the raw conn, not f.Fd(): that would turn the descriptor to
+	// blocking mode (the reader would hold a thread in read(2)) and race
+	// with stop's Close.
+	rc, err := w.f.SyscallConn()
+	if err != nil {
+		return
+	}
+	var wd int
+	if cerr := rc.Control(func(ifd uintptr) {
+		wd, err = unix.InotifyAddWatch(int(ifd), procPath(fd), watchMask)
+	}); cerr != nil {
+		return // stopped
+	}
 	if err != nil {
 		w.log.Debug("fs: no inotify watch", "prefix", r.e.prefix, "dir", r.rel, "err", err)
 		return
@@ -181,6 +193,7 @@ func (w *watcher) events(b []byte) {
 		if name != "" {
 			p = joinPath(r.rel, name)
 		}
-		w.s.note.changed(Item{Prefix: r.e.prefix, Path: p})
+		entries := name == "" || ev.Mask&(unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0
+		w.s.note.changed(Item{Prefix: r.e.prefix, Path: p}, entries)
 	}
 }

@@ -20,9 +20,9 @@ import (
 
 // CacheTimeout is how long the kernel trusts names, attributes and
 // missing names without asking. Servers end that trust sooner whenever
-// something changes (fs.invalidate); the timeout bounds the damage of a
-// lost invalidation.
-const CacheTimeout = 5 * time.Second
+// something changes (fs.invalidate), for the hosts that asked within it
+// (fs/interest.go); the timeout bounds the damage of a lost invalidation.
+const CacheTimeout = fs.CacheTimeout
 
 // invalidateWait bounds how long one invalidation waits for the kernel.
 const invalidateWait = 200 * time.Millisecond
