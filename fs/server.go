@@ -134,14 +134,21 @@ func (s *Server) Serve(ctx context.Context, client, method string, req *Req) (*R
 		return &Resp{Errno: uint32(errnoOf(err))}, nil
 	}
 	req.Cred = squash(req.Cred)
-	if items := seenBy(method, req); len(items) > 0 {
-		s.note.saw(client, items...)
+	// What the reply lets the client cache is recorded before the call
+	// runs (a change meanwhile reaches the client) and after (the kernel's
+	// timeout counts from the reply).
+	seen := seenBy(method, req)
+	if len(seen) > 0 {
+		s.note.saw(client, seen...)
 	}
 	if items := changes(method, req); len(items) > 0 {
 		s.note.mark(client, items...)
 	}
 	c := &opCtx{ctx: ctx, s: s, e: e, client: client, req: req}
 	resp, err := op(c)
+	if len(seen) > 0 {
+		s.note.saw(client, seen...)
+	}
 	if err != nil {
 		if errors.Is(err, errEscape) {
 			s.log.Warn("fs: refused escape from export", "client", client, "method", method,
