@@ -208,7 +208,8 @@ func remoteExecWorks(t *testing.T) bool {
 	return r.Code == 0 && strings.TrimSpace(r.Stdout) != "" && strings.TrimSpace(r.Stdout) != "h1"
 }
 
-var statsRow = regexp.MustCompile(`(?m)^(\S+)\s+(h\d+|home)\s+([0-9.]+)\s+(\S+)`)
+// statsRow is a job's row of --stats: target, host, start, seconds, status.
+var statsRow = regexp.MustCompile(`(?m)^(\S+)\s+(h\d+|home)\s+([0-9.]+)\s+([0-9.]+|-)\s+(\S+)`)
 
 func TestPmakeBuildsCProgramByteIdentical(t *testing.T) {
 	files := cProgram(12)
@@ -232,8 +233,8 @@ func TestPmakeBuildsCProgramByteIdentical(t *testing.T) {
 	rows := statsRow.FindAllStringSubmatch(p.Stderr, -1)
 	hosts := map[string]int{}
 	for _, r := range rows {
-		if r[4] != "0" {
-			t.Errorf("--stats row with status %s: %s", r[4], r[0])
+		if r[5] != "0" {
+			t.Errorf("--stats row with status %s: %s", r[5], r[0])
 		}
 		hosts[r[2]]++
 	}

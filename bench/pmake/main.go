@@ -325,13 +325,20 @@ func distccCompiles(n int) int {
 	return c
 }
 
-var statsRow = regexp.MustCompile(`(?m)^(\S+)\s+(h\d+|home)\s+([0-9.]+)\s+(\S+)`)
+// statsRow is a job's row of --stats: target, host, start, seconds, status.
+var statsRow = regexp.MustCompile(`(?m)^(\S+)\s+(h\d+|home)\s+([0-9.]+)\s+([0-9.]+|-)\s+(\S+)`)
 
 // countJobs reads pmake --stats: jobs on other hosts, all jobs, and the
-// jobs at home by the reason given (the WHY HOME column).
+// jobs at home by the reason given (the WHY HOME column, 28 wide, where
+// the header puts it).
 func countJobs(stats string) (remote, all int, why map[string]int) {
 	why = map[string]int{}
+	col := -1
 	for _, line := range strings.Split(stats, "\n") {
+		if i := strings.Index(line, "WHY HOME"); i >= 0 && strings.HasPrefix(line, "TARGET") {
+			col = len([]rune(line[:i])) // the columns are padded in runes
+			continue
+		}
 		m := statsRow.FindStringSubmatch(line)
 		if m == nil {
 			continue
@@ -339,9 +346,9 @@ func countJobs(stats string) (remote, all int, why map[string]int) {
 		all++
 		switch m[2] {
 		case "home":
-			w, rs := "?", []rune(line) // the columns are padded in runes
-			if len(rs) > 53 {
-				w = strings.TrimSpace(string(rs[53:min(len(rs), 53+28)]))
+			w, rs := "?", []rune(line)
+			if col >= 0 && len(rs) > col {
+				w = strings.TrimSpace(string(rs[col:min(len(rs), col+28)]))
 			}
 			why[w]++
 		case "h1":
