@@ -63,7 +63,7 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 		EntryTimeout: &timeout, AttrTimeout: &timeout, NegativeTimeout: &timeout,
 		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
-			AllowOther: true, FsName: "sprite", Name: "sprite", DirectMount: true,
+			AllowOther: true, FsName: "sprite", Name: "sprite", DirectMount: true, DirectMountStrict: true,
 			MaxWrite: fs.MaxIO, MaxReadAhead: fs.MaxIO, MaxBackground: 64,
 			IgnoreSecurityLabels: true,
 			// Replies carry bytes, never a file descriptor to splice from.
@@ -78,11 +78,12 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 			Options: []string{"default_permissions"},
 		},
 	}
-	srv, err := gofs.Mount(dir, m.root, opts)
+	srv, err := mountNoLeak(dir, m.root, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w (is /dev/fuse there, and are we root?)", dir, err)
 	}
 	m.server = srv
+	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
 		srv.Unmount()
 		return nil, fmt.Errorf("mount %s: wait for the kernel: %w", dir, err)
@@ -95,6 +96,21 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 		log.Warn("fs: read-ahead stays at the kernel's 128 KiB; sequential reads will be slower", "dir", dir, "err", err)
 	}
 	return m, nil
+}
+
+// mountNoLeak mounts dir without letting the FUSE device leak into a
+// child. go-fuse opens /dev/fuse without O_CLOEXEC and sets it only after
+// the mount(2): a process this daemon starts meanwhile (a spare job init,
+// soon a user's job) would inherit the device. It could then serve this
+// host's /sprite, and it keeps the connection open after the daemon dies,
+// so that its own calls into /sprite never return and it cannot be killed
+// (seen: `sprite lab down` failing on a spare job init stuck in chdir).
+// syscall.ForkLock keeps forks out of that window; DirectMountStrict keeps
+// go-fuse from running fusermount (a fork) under it.
+func mountNoLeak(dir string, root gofs.InodeEmbedder, opts *gofs.Options) (*fuse.Server, error) {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
+	return fuse.NewServer(gofs.NewNodeFS(root, opts), dir, &opts.MountOptions)
 }
 
 // readaheadKB is the mount's read-ahead window. The kernel caps a FUSE
