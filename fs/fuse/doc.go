@@ -37,4 +37,10 @@
 // Goroutines: go-fuse's own serving loops (owned by the Mount, ended by
 // Unmount), and one per pending invalidation batch (ends when the kernel
 // answers, at the latest when the mount is gone).
+//
+// Known hazard, avoided: go-fuse opens /dev/fuse without O_CLOEXEC and
+// marks it only after mount(2). A child started meanwhile inherits the
+// device: it could serve the mount, and it keeps the connection open after
+// the daemon dies, hanging unkillably in its own next call into /sprite.
+// Mount holds syscall.ForkLock across go-fuse's mount (mountNoLeak).
 package fusefs
