@@ -38,9 +38,10 @@
 // Unmount), and one per pending invalidation batch (ends when the kernel
 // answers, at the latest when the mount is gone).
 //
-// Known hazard, avoided: go-fuse opens /dev/fuse without O_CLOEXEC and
-// marks it only after mount(2). A child started meanwhile inherits the
+// Known hazard, avoided: go-fuse opens /dev/fuse without O_CLOEXEC and,
+// after a direct mount, never sets it. Every child would inherit the
 // device: it could serve the mount, and it keeps the connection open after
 // the daemon dies, hanging unkillably in its own next call into /sprite.
-// Mount holds syscall.ForkLock across go-fuse's mount (mountNoLeak).
+// Mount marks the device close-on-exec under syscall.ForkLock
+// (mountNoLeak).
 package fusefs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,18 +100,46 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 }
 
 // mountNoLeak mounts dir without letting the FUSE device leak into a
-// child. go-fuse opens /dev/fuse without O_CLOEXEC and sets it only after
-// the mount(2): a process this daemon starts meanwhile (a spare job init,
-// soon a user's job) would inherit the device. It could then serve this
-// host's /sprite, and it keeps the connection open after the daemon dies,
-// so that its own calls into /sprite never return and it cannot be killed
+// child. go-fuse opens /dev/fuse without O_CLOEXEC, and after a direct
+// mount never sets it: every process this daemon starts (a spare job init,
+// loginctl, a job) would inherit the device. It could serve this host's
+// /sprite, and it keeps the connection open after the daemon dies, so
+// that its own calls into /sprite never return and it cannot be killed
 // (seen: `sprite lab down` failing on a spare job init stuck in chdir).
-// syscall.ForkLock keeps forks out of that window; DirectMountStrict keeps
-// go-fuse from running fusermount (a fork) under it.
+// Under syscall.ForkLock, so that no fork comes between, the mount marks
+// every /dev/fuse descriptor of the process close-on-exec;
+// DirectMountStrict keeps go-fuse from running fusermount (a fork) under
+// that lock.
 func mountNoLeak(dir string, root gofs.InodeEmbedder, opts *gofs.Options) (*fuse.Server, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
-	return fuse.NewServer(gofs.NewNodeFS(root, opts), dir, &opts.MountOptions)
+	srv, err := fuse.NewServer(gofs.NewNodeFS(root, opts), dir, &opts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	for _, fd := range fuseFDs() {
+		unix.CloseOnExec(fd)
+	}
+	return srv, nil
+}
+
+// fuseFDs lists this process's descriptors of /dev/fuse.
+func fuseFDs() []int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && t == "/dev/fuse" {
+			fds = append(fds, fd)
+		}
+	}
+	return fds
 }
 
 // readaheadKB is the mount's read-ahead window. The kernel caps a FUSE

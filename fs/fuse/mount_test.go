@@ -224,3 +224,20 @@ func TestUnmountBusy(t *testing.T) {
 		t.Fatal("Unmount waited for the mount's user")
 	}
 }
+
+// A process the mounting daemon starts (a job init, a job) must not
+// inherit the FUSE device: it could serve the mount, and it would keep the
+// connection open after the daemon dies, hanging in its own calls.
+func TestChildrenDoNotInheritTheDevice(t *testing.T) {
+	testMount(t)
+	if len(fuseFDs()) == 0 {
+		t.Fatal("no /dev/fuse descriptor in the mounting process (the test is wrong otherwise)")
+	}
+	out, err := exec.Command("sh", "-c", "ls -l /proc/$$/fd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ls: %v\n%s", err, out)
+	}
+	if bytes.Contains(out, []byte("/dev/fuse")) {
+		t.Fatalf("a child holds /dev/fuse:\n%s", out)
+	}
+}
