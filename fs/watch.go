@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"sprite/internal/fdctl"
 )
 
 // watcher turns changes on this host's own disk into invalidations: every
@@ -124,19 +126,11 @@ func (w *watcher) addNow(r watchReq) {
 		return
 	}
 	defer unix.Close(fd)
-	// Through the raw conn, not f.Fd(): that would turn the descriptor to
-	// blocking mode (the reader would hold a thread in read(2)) and race
-	// with stop's Close.
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		return
-	}
 	var wd int
-	if cerr := rc.Control(func(ifd uintptr) {
-		wd, err = unix.InotifyAddWatch(int(ifd), procPath(fd), watchMask)
-	}); cerr != nil {
-		return // stopped
-	}
+	err = fdctl.Control(w.f, func(ifd int) (err error) {
+		wd, err = unix.InotifyAddWatch(ifd, procPath(fd), watchMask)
+		return err
+	})
 	if err != nil {
 		w.log.Debug("fs: no inotify watch", "prefix", r.e.prefix, "dir", r.rel, "err", err)
 		return

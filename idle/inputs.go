@@ -12,6 +12,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"sprite/internal/fdctl"
 )
 
 // Paths says where the input devices live (tests point them elsewhere).
@@ -134,16 +136,11 @@ func (w *inputWatch) add(path string, fresh bool) {
 		delete(w.byWD, old)
 		delete(w.byPath, path)
 	}
-	// Through the raw conn, not f.Fd(), which would turn the descriptor
-	// to blocking mode: the reader would hold a thread in read(2).
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		return
-	}
 	var wd int
-	if cerr := rc.Control(func(fd uintptr) {
-		wd, err = unix.InotifyAddWatch(int(fd), path, unix.IN_ACCESS)
-	}); cerr != nil || err != nil {
+	if err := fdctl.Control(w.f, func(fd int) (err error) {
+		wd, err = unix.InotifyAddWatch(fd, path, unix.IN_ACCESS)
+		return err
+	}); err != nil {
 		return // stopped, gone already, or not ours to read
 	}
 	w.byWD[wd] = path

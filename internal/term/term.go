@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"sprite/internal/fdctl"
 )
 
 // OpenPty opens a new pseudo-terminal: the master from /dev/ptmx, unlocked,
@@ -23,7 +25,7 @@ func OpenPty() (master *os.File, slave *os.File, err error) {
 		return nil, nil, fmt.Errorf("open pty: %w (is devpts mounted on /dev/pts?)", err)
 	}
 	var n int
-	err = control(master, func(fd int) error {
+	err = fdctl.Control(master, func(fd int) error {
 		if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
 			return fmt.Errorf("unlockpt: %w", err)
 		}
@@ -50,7 +52,7 @@ func OpenPty() (master *os.File, slave *os.File, err error) {
 // returns how to restore the mode it had.
 func MakeRaw(f *os.File) (restore func(), err error) {
 	var old *unix.Termios
-	err = control(f, func(fd int) error {
+	err = fdctl.Control(f, func(fd int) error {
 		var err error
 		if old, err = unix.IoctlGetTermios(fd, unix.TCGETS); err != nil {
 			return err
@@ -67,13 +69,13 @@ func MakeRaw(f *os.File) (restore func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw mode on %s: %w", f.Name(), err)
 	}
-	return func() { control(f, func(fd int) error { return unix.IoctlSetTermios(fd, unix.TCSETS, old) }) }, nil
+	return func() { fdctl.Control(f, func(fd int) error { return unix.IoctlSetTermios(fd, unix.TCSETS, old) }) }, nil
 }
 
 // SetSize sets the window size of the terminal f (master or slave); the
 // kernel sends SIGWINCH to the terminal's foreground process group.
 func SetSize(f *os.File, rows, cols uint16) error {
-	err := control(f, func(fd int) error {
+	err := fdctl.Control(f, func(fd int) error {
 		return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols})
 	})
 	if err != nil {
@@ -84,7 +86,7 @@ func SetSize(f *os.File, rows, cols uint16) error {
 
 // Size reads the window size of the terminal f.
 func Size(f *os.File) (rows, cols uint16, err error) {
-	err = control(f, func(fd int) error {
+	err = fdctl.Control(f, func(fd int) error {
 		ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 		if err == nil {
 			rows, cols = ws.Row, ws.Col
@@ -99,21 +101,8 @@ func Size(f *os.File) (rows, cols uint16, err error) {
 
 // IsTerminal reports whether f is a terminal.
 func IsTerminal(f *os.File) bool {
-	return control(f, func(fd int) error {
+	return fdctl.Control(f, func(fd int) error {
 		_, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 		return err
 	}) == nil
-}
-
-// control runs fn on f's descriptor.
-func control(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
 }
