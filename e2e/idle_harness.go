@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	spritelab "sprite/lab"
 )
 
 // IdleRow is one object of `sprite hosts --json` with the idle fields.
@@ -24,9 +26,27 @@ type IdleRow struct {
 	GrantedTo   string  `json:"granted_to"`
 }
 
-// IdleHosts returns `sprite hosts --json` as seen from host, by name.
+// IdleHosts returns `sprite hosts --json` as seen from host, by name. It
+// asks host's daemon from the machine, through the host init's root, not
+// by `lab exec`: a probe run inside host every half second would itself be
+// load there (under a busy machine enough to turn a 0.5-CPU host busy).
 func (h *Harness) IdleHosts(host string) (map[string]IdleRow, error) {
-	r := h.Exec(host, "sprite", "hosts", "--json")
+	l, err := spritelab.Load()
+	if err != nil {
+		return nil, err
+	}
+	pid := 0
+	for _, x := range l.Hosts {
+		if x.Name == host {
+			pid = x.InitPID
+		}
+	}
+	if pid == 0 {
+		return nil, fmt.Errorf("no host %s in the lab", host)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := h.Run(ctx, "hosts", "--json", "--socket", fmt.Sprintf("/proc/%d/root/run/sprite/sprite.sock", pid))
 	if r.Code != 0 {
 		return nil, fmt.Errorf("sprite hosts on %s: exit %d: %s", host, r.Code, r.Stderr)
 	}
