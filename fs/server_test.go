@@ -270,3 +270,26 @@ func TestReleaseBatch(t *testing.T) {
 		t.Errorf("the batch's valid handle is still open: %v", errno(rd))
 	}
 }
+
+// TestSymlinkXattrs: a symlink's own extended attributes are answered as a
+// local disk answers them (ls -l asks every file), and no escape is logged.
+func TestSymlinkXattrs(t *testing.T) {
+	s, dir, lb := testServer(t)
+	os.WriteFile(filepath.Join(dir, "f"), nil, 0o644)
+	os.Symlink("f", filepath.Join(dir, "ln"))
+	if r := call(t, s, MethodGetxattr, Req{Path: "ln", Name: "user.x", Size: 64}); errno(r) != syscall.ENODATA {
+		t.Errorf("getxattr of a symlink: %v, want ENODATA", errno(r))
+	}
+	if r := call(t, s, MethodListxattr, Req{Path: "ln", Size: 64}); r.Errno != 0 || r.N != 0 {
+		t.Errorf("listxattr of a symlink: %d bytes, %v; want none", r.N, errno(r))
+	}
+	if r := call(t, s, MethodSetxattr, Req{Path: "ln", Name: "user.x", Data: []byte("1")}); errno(r) != syscall.EPERM {
+		t.Errorf("setxattr of a symlink: %v, want EPERM", errno(r))
+	}
+	if r := call(t, s, MethodRmxattr, Req{Path: "ln", Name: "user.x"}); errno(r) != syscall.EPERM {
+		t.Errorf("removexattr of a symlink: %v, want EPERM", errno(r))
+	}
+	if log := lb.String(); strings.Contains(log, "escape") {
+		t.Errorf("a symlink's attributes logged as an escape:\n%s", log)
+	}
+}

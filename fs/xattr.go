@@ -1,21 +1,48 @@
 package fs
 
 import (
+	"errors"
+
 	"golang.org/x/sys/unix"
 )
 
 // Extended attributes go through a real descriptor of the file (opened
 // read-only, never following a symlink), so they need read permission on
-// it; symlinks have none here.
+// it. A symlink has none here, as a user's symlink has none on a local
+// disk (xattr(7): user attributes are refused on symlinks): getting one
+// says ENODATA, the list is empty, setting or removing one is EPERM.
+// (ls -l asks every file for its ACL and reports anything else as an
+// error.)
 func (c *opCtx) withFile(fn func(fd int) error) error {
 	return c.as(func() error {
 		fd, err := c.e.open(c.req.Path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if errors.Is(err, unix.ELOOP) && c.isSymlink() {
+			return errSymlinkXattr
+		}
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
 		return fn(fd)
 	})
+}
+
+// errSymlinkXattr is withFile's answer for a symlink; each method turns it
+// into what a local disk answers.
+var errSymlinkXattr = errors.New("symlinks have no extended attributes")
+
+// isSymlink reports whether the request's path is a symlink.
+func (c *opCtx) isSymlink() bool {
+	a, _, err := c.e.lstat(c.req.Path)
+	return err == nil && a.Mode&unix.S_IFMT == unix.S_IFLNK
+}
+
+// symlinkErr maps errSymlinkXattr to errno for a method that changes.
+func symlinkErr(err error, errno unix.Errno) error {
+	if errors.Is(err, errSymlinkXattr) {
+		return errno
+	}
+	return err
 }
 
 func xattrName(c *opCtx) (string, error) {
@@ -39,7 +66,7 @@ func opGetxattr(c *opCtx) (*Resp, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, symlinkErr(err, unix.ENODATA)
 	}
 	if size == 0 {
 		return &Resp{N: int64(n)}, nil
@@ -55,7 +82,7 @@ func opSetxattr(c *opCtx) (*Resp, error) {
 	if len(c.req.Data) > MaxXattr {
 		return nil, unix.E2BIG
 	}
-	return &Resp{}, c.withFile(func(fd int) error { return unix.Fsetxattr(fd, name, c.req.Data, int(c.req.Flags)) })
+	return &Resp{}, symlinkErr(c.withFile(func(fd int) error { return unix.Fsetxattr(fd, name, c.req.Data, int(c.req.Flags)) }), unix.EPERM)
 }
 
 func opRmxattr(c *opCtx) (*Resp, error) {
@@ -63,7 +90,7 @@ func opRmxattr(c *opCtx) (*Resp, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Resp{}, c.withFile(func(fd int) error { return unix.Fremovexattr(fd, name) })
+	return &Resp{}, symlinkErr(c.withFile(func(fd int) error { return unix.Fremovexattr(fd, name) }), unix.EPERM)
 }
 
 func opListxattr(c *opCtx) (*Resp, error) {
@@ -74,6 +101,9 @@ func opListxattr(c *opCtx) (*Resp, error) {
 		n, err = unix.Flistxattr(fd, buf)
 		return err
 	})
+	if errors.Is(err, errSymlinkXattr) {
+		return &Resp{N: 0}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -103,7 +103,15 @@ func symlinks(d string, _ Options) error {
 		errs = first(errs, fmt.Errorf("lstat of a symlink: %v %v", st, err))
 	}
 	_, err := os.Stat(j("dangling"))
-	return first(errs, want("stat through a dangling symlink", err, syscall.ENOENT))
+	errs = first(errs, want("stat through a dangling symlink", err, syscall.ENOENT))
+	// ls -l asks every file for its extended attributes: a symlink has
+	// no user attributes (xattr(7)).
+	_, err = unix.Lgetxattr(j("ln"), "user.x", make([]byte, 64))
+	errs = first(errs, want("get a user attribute of a symlink", err, syscall.ENODATA))
+	if _, err := unix.Llistxattr(j("ln"), make([]byte, 256)); err != nil {
+		errs = first(errs, fmt.Errorf("list a symlink's extended attributes: %w", err))
+	}
+	return first(errs, want("set a user attribute of a symlink", unix.Lsetxattr(j("ln"), "user.x", []byte("1"), 0), syscall.EPERM))
 }
 
 func permissions(d string, o Options) error {
