@@ -59,6 +59,15 @@ func (c *Client) InDomain(p string) bool {
 	return r.Kind == RouteDomain && r.Rel != ""
 }
 
+// ListingNotified reports whether every entry of directory p comes from
+// one domain's server, which tells the hosts that listed it of each change
+// (fs/interest.go), so that a listing of it may be kept for CacheTimeout.
+// Not where the prefix table adds names: they change with no word from
+// any server.
+func (c *Client) ListingNotified(p string) bool {
+	return c.Table.Route(p).Kind == RouteDomain && len(c.Table.Children(p)) == 0
+}
+
 // Unlink removes name from dir.
 func (c *Client) Unlink(ctx context.Context, cr Cred, dir, name string) error {
 	return c.remove(ctx, cr, MethodUnlink, dir, name)

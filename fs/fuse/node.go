@@ -42,6 +42,10 @@ type node struct {
 	freshAt  time.Time       // guarded by mu
 	freshSeq uint64          // guarded by mu; Mount.invals when its mkdir was sent
 	made     map[string]bool // guarded by mu; names this host made in it since
+
+	// A directory's entries as its server last listed them (listing.go).
+	listing *listing // guarded by mu; nil: ask the server
+	listGen uint64   // guarded by mu; counts the drops of listing
 }
 
 // freshFor bounds how long a fresh directory's absent names are trusted
@@ -90,6 +94,7 @@ func (n *node) changeStart() {
 	defer n.mu.Unlock()
 	n.changing++
 	n.dirAttr = nil
+	n.dropListing()
 }
 
 // changeEnd marks the end of a change in directory n; a is n's attributes
@@ -113,13 +118,14 @@ func (n *node) forgetDirAttr() {
 }
 
 // changedElsewhere drops what this host knows of directory n by itself
-// (its attributes, its absent names): a server said n or an entry in it
-// changed, or n moved.
+// (its attributes, its absent names, its listing): a server said n or an
+// entry in it changed, or n moved.
 func (n *node) changedElsewhere() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirAttr = nil
 	n.fresh, n.made = false, nil
+	n.dropListing()
 }
 
 // takeDirAttr returns n's remembered attributes if they are fresh, once.
@@ -363,13 +369,25 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
-	ents, err := n.m.c.Readdir(ctx, n.m.cred(ctx), n.path())
+	cr := n.m.cred(ctx)
+	keep := n.kind == fs.RouteDomain && n.m.c.ListingNotified(n.path())
+	if keep {
+		if list := n.cachedListing(cr); list != nil {
+			return gofs.NewListDirStream(list), 0
+		}
+	}
+	gen, invals := n.listStart()
+	at := time.Now()
+	ents, err := n.m.c.Readdir(ctx, cr, n.path())
 	if err != nil {
 		return nil, errno(err)
 	}
 	list := make([]fuse.DirEntry, len(ents))
 	for i, e := range ents {
 		list[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
+	}
+	if keep {
+		n.keepListing(list, cr, at, gen, invals)
 	}
 	return gofs.NewListDirStream(list), 0
 }

@@ -1,0 +1,83 @@
+package fusefs
+
+import (
+	"slices"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"sprite/fs"
+)
+
+// Directory listings kept between readdirs.
+//
+// Without them every opendir and readdir of a remote directory costs a
+// call to its server (make reads each directory it searches at every run;
+// ls, find and shells' completion list the same directories again and
+// again). A listing the server sent is kept on the directory's node and
+// answers the next readdir of that directory for CacheTimeout after it
+// was asked for, the time the kernel keeps the names themselves. The
+// server tells this host of any change of the directory's entries within
+// that time (it counts the readdir as asking about the directory,
+// fs/interest.go), and the invalidation drops the listing
+// (changedElsewhere), as any change of the directory from this host does
+// (changeStart). A listing is kept only when nothing was invalidated on
+// this mount and nothing changed the directory from this host while it
+// was on its way, and it answers only the user (uid, gid and groups) it
+// was read for: another user's readdir goes to the server, which checks
+// that user's permission itself.
+//
+// Only directories whose every entry comes from one domain's server are
+// kept (fs.Client.ListingNotified): where the prefix table adds names, they
+// change with no word from any server.
+
+// listing is a directory's entries as its server sent them.
+type listing struct {
+	ents []fuse.DirEntry // never changed once kept
+	cred fs.Cred         // whom they were read for
+	at   time.Time       // when they were asked for
+}
+
+// cachedListing returns the entries kept for cr, if still good.
+func (n *node) cachedListing(cr fs.Cred) []fuse.DirEntry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.listing
+	if l == nil {
+		return nil
+	}
+	if time.Since(l.at) >= CacheTimeout {
+		n.listing = nil
+		return nil
+	}
+	if l.cred.UID != cr.UID || l.cred.GID != cr.GID || !slices.Equal(l.cred.Groups, cr.Groups) {
+		return nil
+	}
+	return l.ents
+}
+
+// listStart notes a readdir about to ask the server; keepListing takes
+// what it returns.
+func (n *node) listStart() (gen, invals uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.listGen, n.m.invals.Load()
+}
+
+// keepListing keeps ents, read for cr and asked for at at, unless this
+// directory changed or anything on this mount was invalidated since
+// listStart returned gen and invals.
+func (n *node) keepListing(ents []fuse.DirEntry, cr fs.Cred, at time.Time, gen, invals uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listGen != gen || n.changing > 0 || n.m.invals.Load() != invals {
+		return
+	}
+	n.listing = &listing{ents: ents, cred: cr, at: at}
+}
+
+// dropListing forgets n's listing; n.mu is held.
+func (n *node) dropListing() {
+	n.listing = nil
+	n.listGen++
+}
