@@ -346,7 +346,15 @@ const notes = `
   quic-go's packets on both sides.
 - Warm reads are served by the client's page cache: a file unchanged since
   this host last read it (the server's version check) is not fetched again.
-- A null make is a few hundred stat(2) calls; names and attributes are
-  cached for 5 s and invalidated by the server, so a null make right after
-  another is nearly local, and one after a pause pays a lookup per file.
+- A null make is a few hundred stat(2) calls, a readdir of each
+  directory it searches and an open of the makefile; names, attributes
+  and (since 2026-12-02) directory listings are cached for 5 s and
+  invalidated by the server, so a null make of zlib right after another
+  makes four calls (six before the listings were kept: a readdir of each
+  of its two directories): the open of the Makefile (its version check),
+  its release (later, batched), and a getattr of each directory make
+  read (the kernel drops a directory's atime after each readdir). One
+  after a pause pays a lookup per file. The local disk's figure is
+  make's own start, which varies with the machine's load as much as the
+  difference does (5 ms in the morning's run, 12 ms in this one).
 `
