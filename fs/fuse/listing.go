@@ -21,15 +21,25 @@ import (
 // that time (it counts the readdir as asking about the directory,
 // fs/interest.go), and the invalidation drops the listing
 // (changedElsewhere), as any change of the directory from this host does
-// (changeStart). A listing is kept only when nothing was invalidated on
-// this mount and nothing changed the directory from this host while it
-// was on its way, and it answers only the user (uid, gid and groups) it
-// was read for: another user's readdir goes to the server, which checks
-// that user's permission itself.
+// (changeStart). A listing is kept only when no invalidation of the
+// directory arrived and nothing changed it from this host while it was on
+// its way (an invalidation walks to the directory's node, which exists
+// while it is listed), and it answers only the user (uid, gid and groups)
+// it was read for: another user's readdir goes to the server, which
+// checks that user's permission itself.
 //
 // Only directories whose every entry comes from one domain's server are
 // kept (fs.Client.ListingNotified): where the prefix table adds names, they
 // change with no word from any server.
+//
+// A directory's attributes are kept the same way, for its next Getattr:
+// the kernel trusts them for CacheTimeout itself, but after each readdir
+// it drops the directory's atime and asks again at the next stat, a call
+// per directory for every make, ls -l or find. They are dropped with the
+// listing (listGen), by the same invalidations and changes from this host
+// and by its setattr and xattr changes of the directory; what the kept
+// attributes may lag by is the directory's atime, as the kernel's own
+// cache does.
 
 // listing is a directory's entries as its server sent them.
 type listing struct {
@@ -56,28 +66,51 @@ func (n *node) cachedListing(cr fs.Cred) []fuse.DirEntry {
 	return l.ents
 }
 
-// listStart notes a readdir about to ask the server; keepListing takes
-// what it returns.
-func (n *node) listStart() (gen, invals uint64) {
+// listStart notes a readdir or getattr about to ask the server;
+// keepListing and keepAttr take what it returns.
+func (n *node) listStart() (gen uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.listGen, n.m.invals.Load()
+	return n.listGen
 }
 
 // keepListing keeps ents, read for cr and asked for at at, unless this
-// directory changed or anything on this mount was invalidated since
-// listStart returned gen and invals.
-func (n *node) keepListing(ents []fuse.DirEntry, cr fs.Cred, at time.Time, gen, invals uint64) {
+// directory was invalidated or changed since listStart returned gen (the
+// reply may predate that change). An invalidation that arrives after this
+// drops what was kept.
+func (n *node) keepListing(ents []fuse.DirEntry, cr fs.Cred, at time.Time, gen uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listGen != gen || n.changing > 0 || n.m.invals.Load() != invals {
+	if n.listGen != gen || n.changing > 0 {
 		return
 	}
 	n.listing = &listing{ents: ents, cred: cr, at: at}
 }
 
-// dropListing forgets n's listing; n.mu is held.
+// dropListing forgets n's listing and kept attributes; n.mu is held.
 func (n *node) dropListing() {
-	n.listing = nil
+	n.listing, n.attr = nil, nil
 	n.listGen++
+}
+
+// keptAttr returns directory n's attributes kept from its last Getattr, if
+// still good.
+func (n *node) keptAttr() *fs.Attr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.attr == nil || n.attrGen != n.listGen || time.Since(n.attrAt) >= CacheTimeout {
+		n.attr = nil
+		return nil
+	}
+	return n.attr
+}
+
+// keepAttr keeps a, asked for at at, as keepListing keeps a listing.
+func (n *node) keepAttr(a fs.Attr, at time.Time, gen uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.listGen != gen || n.changing > 0 {
+		return
+	}
+	n.attr, n.attrAt, n.attrGen = &a, at, gen
 }

@@ -43,9 +43,13 @@ type node struct {
 	freshSeq uint64          // guarded by mu; Mount.invals when its mkdir was sent
 	made     map[string]bool // guarded by mu; names this host made in it since
 
-	// A directory's entries as its server last listed them (listing.go).
-	listing *listing // guarded by mu; nil: ask the server
-	listGen uint64   // guarded by mu; counts the drops of listing
+	// A directory's entries and attributes as its server last sent them
+	// (listing.go).
+	listing *listing  // guarded by mu; nil: ask the server
+	listGen uint64    // guarded by mu; counts the drops of listing and attr
+	attr    *fs.Attr  // guarded by mu; nil: ask the server
+	attrAt  time.Time // guarded by mu; when attr was asked for
+	attrGen uint64    // guarded by mu; listGen when attr was asked for
 }
 
 // freshFor bounds how long a fresh directory's absent names are trusted
@@ -115,6 +119,7 @@ func (n *node) forgetDirAttr() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirAttr = nil
+	n.dropListing()
 }
 
 // changedElsewhere drops what this host knows of directory n by itself
@@ -227,15 +232,25 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if fh, ok := f.(*file); ok {
 		h = fh.h
 	}
-	if h == nil && n.kind == fs.RouteDomain {
+	keep := h == nil && n.kind == fs.RouteDomain && n.IsDir()
+	if keep {
 		if a := n.takeDirAttr(); a != nil {
 			fillAttr(a, &out.Attr)
 			return 0
 		}
+		if a := n.keptAttr(); a != nil {
+			fillAttr(a, &out.Attr)
+			return 0
+		}
 	}
+	gen := n.listStart()
+	at := time.Now()
 	a, err := n.m.c.Getattr(ctx, n.m.cred(ctx), n.path(), h)
 	if err != nil {
 		return errno(err)
+	}
+	if keep {
+		n.keepAttr(a, at, gen)
 	}
 	fillAttr(&a, &out.Attr)
 	if uncached(n.kind) {
@@ -376,7 +391,7 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 			return gofs.NewListDirStream(list), 0
 		}
 	}
-	gen, invals := n.listStart()
+	gen := n.listStart()
 	at := time.Now()
 	ents, err := n.m.c.Readdir(ctx, cr, n.path())
 	if err != nil {
@@ -387,7 +402,7 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		list[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
 	}
 	if keep {
-		n.keepListing(list, cr, at, gen, invals)
+		n.keepListing(list, cr, at, gen)
 	}
 	return gofs.NewListDirStream(list), 0
 }

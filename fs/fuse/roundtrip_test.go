@@ -257,6 +257,46 @@ func TestListingKeptUntilChanged(t *testing.T) {
 	}
 	eventually("b e f", "a create on the server's disk")
 
+	// The directory's attributes, which the kernel asks for again after
+	// each readdir (it drops the atime), are kept with the listing.
+	mode := func() os.FileMode {
+		t.Helper()
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	names()
+	mode()
+	reset()
+	for range 3 {
+		names()
+		if m := mode(); m != 0o755 {
+			t.Fatalf("mode %v, want 0755", m)
+		}
+	}
+	if got := count(fs.MethodGetattr) + count(fs.MethodReaddir); got != 0 {
+		t.Errorf("%d calls for three listings and stats of a directory just listed and stat'ed, want none", got)
+	}
+	if err := os.Chmod(d, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if m := mode(); m != 0o750 {
+		t.Errorf("after a chmod through the mount: mode %v, want 0750", m)
+	}
+	names()
+	if err := os.Chmod(filepath.Join(back, "ls"), 0o775); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for names(); mode() != 0o775; names() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a chmod on the server's disk: mode %v after 2s, want 0775", mode())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
 	names()
 	f, err := os.Open(d) // the test's directories are root's alone
 	if err != nil {
