@@ -128,6 +128,33 @@ func (e *export) lstat(rel string) (*Attr, *unix.Stat_t, error) {
 	return e.attr(&st), &st, nil
 }
 
+// lstatX is lstat, and says in NoXattr whether rel has no extended
+// attributes (a lookup's or getattr's reply: ls -l asks each file for
+// its security label next).
+func (e *export) lstatX(rel string) (*Attr, error) {
+	if rel == "" {
+		a, _, err := e.lstat(rel)
+		return a, err
+	}
+	dir, name := splitPath(rel)
+	pfd, err := e.openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, err
+	}
+	a := e.attr(&st)
+	// The directory's magic link leads to the directory already opened
+	// beneath the export; name is one component, not followed.
+	if n, err := unix.Llistxattr(procPath(pfd)+"/"+name, nil); err == nil && n == 0 {
+		a.NoXattr = true
+	}
+	return a, nil
+}
+
 // inDir runs fn with the directory dir opened for *at calls.
 func (e *export) inDir(dir string, fn func(pfd int) error) error {
 	pfd, err := e.openDir(dir)

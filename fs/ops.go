@@ -25,7 +25,7 @@ func opLookup(c *opCtx) (*Resp, error) {
 	c.s.watch.add(c.e, c.req.Path)
 	var a *Attr
 	err := c.as(func() (err error) {
-		a, _, err = c.e.lstat(joinPath(c.req.Path, c.req.Name))
+		a, err = c.e.lstatX(joinPath(c.req.Path, c.req.Name))
 		return err
 	})
 	return &Resp{Attr: a}, err
@@ -46,7 +46,7 @@ func opGetattr(c *opCtx) (*Resp, error) {
 	}
 	var a *Attr
 	err := c.as(func() (err error) {
-		a, _, err = c.e.lstat(c.req.Path)
+		a, err = c.e.lstatX(c.req.Path)
 		return err
 	})
 	return &Resp{Attr: a}, err

@@ -200,6 +200,10 @@ type Attr struct {
 	Ctime   int64  `cbor:"10,keyasint"`
 	Rdev    uint32 `cbor:"11,keyasint,omitempty"`
 	Blksize uint32 `cbor:"12,keyasint,omitempty"`
+	// NoXattr (fs.lookup, fs.getattr of a path) says the file has no
+	// extended attributes: the client may answer getxattr and listxattr
+	// itself while it trusts these attributes.
+	NoXattr bool `cbor:"13,keyasint,omitempty"`
 }
 
 // Dirent is one directory entry.

@@ -20,8 +20,9 @@
 // (node.fresh). A directory's listing answers the next readdir of the same
 // user for CacheTimeout, and its attributes the kernel's next Getattr
 // (asked after every readdir), until an invalidation of the directory or
-// an entry in it, or a change of it from this host (listing.go). The
-// servers push invalidations
+// an entry in it, or a change of it from this host (listing.go); a file
+// the server said has no extended attributes answers getxattr itself, as
+// long (xattr.go). The servers push invalidations
 // (fs.invalidate), which Invalidate applies with NotifyEntry and
 // NotifyContent. Never from inside a FUSE handler: the kernel may wait on
 // that very handler. Invalidate runs on the RPC handler's goroutine and

@@ -46,10 +46,15 @@ type node struct {
 	// A directory's entries and attributes as its server last sent them
 	// (listing.go).
 	listing *listing  // guarded by mu; nil: ask the server
-	listGen uint64    // guarded by mu; counts the drops of listing and attr
+	listGen uint64    // guarded by mu; counts the drops of listing, attr and noXattr
 	attr    *fs.Attr  // guarded by mu; nil: ask the server
 	attrAt  time.Time // guarded by mu; when attr was asked for
 	attrGen uint64    // guarded by mu; listGen when attr was asked for
+
+	// When the server last said this file has no extended attributes
+	// (xattr.go); zero: ask it.
+	noXattrAt  time.Time // guarded by mu
+	noXattrGen uint64    // guarded by mu; listGen then
 }
 
 // freshFor bounds how long a fresh directory's absent names are trusted
@@ -215,6 +220,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if n.absent(name) && n.m.c.InDomain(n.child(name)) {
 		return nil, syscall.ENOENT
 	}
+	x := n.xattrStart(name)
 	e, err := n.m.c.Lookup(ctx, n.m.cred(ctx), n.path(), name)
 	if err != nil {
 		if e.Kind != fs.RouteDomain {
@@ -224,7 +230,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 		}
 		return nil, errno(err)
 	}
-	return n.newChild(ctx, &e.Attr, e.Kind, out), 0
+	ch := n.newChild(ctx, &e.Attr, e.Kind, out)
+	if e.Kind == fs.RouteDomain && e.Attr.NoXattr {
+		x.noXattr(ch, e.Attr.Ino)
+	}
+	return ch, 0
 }
 
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
@@ -251,6 +261,9 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	}
 	if keep {
 		n.keepAttr(a, at, gen)
+	}
+	if h == nil && n.kind == fs.RouteDomain && a.NoXattr {
+		n.keepNoXattr(at, gen)
 	}
 	fillAttr(&a, &out.Attr)
 	if uncached(n.kind) {
@@ -418,6 +431,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if n.knownNoXattr() {
+		return 0, syscall.ENODATA
+	}
 	data, sz, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodGetxattr, n.path(), attr, nil, len(dest), 0)
 	if err != nil {
 		return 0, errno(err)
@@ -426,6 +442,9 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
+	if n.knownNoXattr() {
+		return 0, 0
+	}
 	data, sz, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodListxattr, n.path(), "", nil, len(dest), 0)
 	if err != nil {
 		return 0, errno(err)

@@ -333,3 +333,77 @@ func otherUser(t *testing.T, f func()) {
 	}()
 	<-done
 }
+
+// TestNoXattrAnsweredHere: ls -l's question for each file it lists (its
+// security label) is answered without a call for a file the server said
+// has no extended attributes; one set through the mount or on the
+// server's disk is seen at once, or once its invalidation has arrived.
+func TestNoXattrAnsweredHere(t *testing.T) {
+	mnt, back, count, reset := countingMount(t)
+	// A directory made through the mount is watched on the server's disk
+	// before the mkdir returns.
+	if err := os.Mkdir(filepath.Join(mnt, "d", "xa"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"x1", "x2"} {
+		if err := os.WriteFile(filepath.Join(back, "xa", n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(back, "xa", n), fs.Nobody, fs.Nobody); err != nil { // root is squashed
+			t.Fatal(err)
+		}
+	}
+	p1, p2 := filepath.Join(mnt, "d", "xa", "x1"), filepath.Join(mnt, "d", "xa", "x2")
+	deadline := time.Now().Add(2 * time.Second)
+	for _, p := range []string{p1, p2} {
+		for _, err := os.Lstat(p); err != nil; _, err = os.Lstat(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s made on the server's disk: %v after 2s", p, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	buf := make([]byte, 64)
+	get := func(p, name string) (string, error) {
+		n, err := unix.Lgetxattr(p, name, buf)
+		if err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	}
+	reset()
+	for _, p := range []string{p1, p2} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := get(p, "security.selinux"); err != unix.ENODATA {
+			t.Fatalf("getxattr of %s: %v, want ENODATA", p, err)
+		}
+		if n, err := unix.Llistxattr(p, buf); err != nil || n != 0 {
+			t.Fatalf("listxattr of %s: %d bytes, %v; want none", p, n, err)
+		}
+	}
+	if got := count(fs.MethodGetxattr) + count(fs.MethodListxattr); got != 0 {
+		t.Errorf("%d xattr calls for files the server said have none, want 0", got)
+	}
+	if err := unix.Lsetxattr(p1, "user.a", []byte("here"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := get(p1, "user.a"); v != "here" || err != nil {
+		t.Errorf("after a setxattr through the mount: %q, %v", v, err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(back, "xa", "x2"), "user.b", []byte("there"), 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(2 * time.Second) // the cache time is 5 s
+	for {
+		v, err := get(p2, "user.b")
+		if v == "there" && err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a setxattr on the server's disk: %q, %v after 2s", v, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
