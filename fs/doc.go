@@ -59,7 +59,10 @@
 // attributes after the change (Resp.Dir), which the kernel asks for next;
 // a mkdir watches the new directory before it answers and says so
 // (DirWatched), and the client then answers lookups of names it did not
-// make there itself until the server reports a change in it.
+// make there itself until the server reports a change in it. Every
+// request that looks into a directory (a lookup, a readdir, an open's
+// parent) has it watched before the reply, so that a change on the
+// server's own disk right after the reply reaches the client.
 //
 // Small writes are write-behind (writebehind.go): a write(2) of less than
 // 256 KiB waits in its handle's buffer, for at most Client.WriteBehind
@@ -120,7 +123,7 @@
 // before the client's asynchronous release arrives (no ETXTBSY). That is
 // why a file with an execute bit always sends its close.
 //
-// Goroutines and owners: the notifier's per-client drains (notifier.stop), the watcher's reader and adder
+// Goroutines and owners: the notifier's per-client drains (notifier.stop), the watcher's reader
 // (watcher.stop), each parallel chunk of a read or write (the call that
 // started it waits for it), a write-behind timer's flush (Release stops
 // the timer; a flush that has started holds wbuf.mu, which Release waits

@@ -72,7 +72,7 @@ func opMkdir(c *opCtx) (*Resp, error) {
 	// Watch the new directory before answering, then make sure it is
 	// still empty: whatever another host or a local process makes in it
 	// from now on reaches this client as an invalidation.
-	if c.s.watch.addWait(c.e, rel) && c.e.isEmptyDir(rel) {
+	if c.s.watch.add(c.e, rel) && c.e.isEmptyDir(rel) {
 		resp.Flags |= DirWatched
 	}
 	return resp, nil

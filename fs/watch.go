@@ -19,14 +19,18 @@ import (
 // client of the domain. Changes that clients make through the server show
 // up here too, which keeps the other clients' caches current.
 //
+// A directory's watch is added before the reply to the first request that
+// looks into it (add): a change on the disk right after that reply must
+// reach the client, whose kernel now caches what it was told. That costs
+// the first look one openat2 and one inotify_add_watch, never a wait on
+// the reader.
+//
 // Goroutines: one reader, owned by the watcher, ended by stop (closing the
-// inotify descriptor). adds are done by the reader's sibling so that a
-// lookup never waits for inotify.
+// inotify descriptor).
 type watcher struct {
 	s    *Server
 	log  *slog.Logger
 	f    *os.File
-	adds chan watchReq
 	done chan struct{}
 	wg   sync.WaitGroup
 
@@ -52,10 +56,9 @@ func newWatcher(s *Server, log *slog.Logger) (*watcher, error) {
 	if err != nil {
 		return nil, errors.New("fs: inotify_init1: " + err.Error() + " (raise fs.inotify.max_user_instances)")
 	}
-	w := &watcher{s: s, log: log, f: os.NewFile(uintptr(fd), "inotify"), adds: make(chan watchReq, 1024),
+	w := &watcher{s: s, log: log, f: os.NewFile(uintptr(fd), "inotify"),
 		done: make(chan struct{}), byWD: map[int32]watchReq{}, byDir: map[watchReq]int32{}}
 	w.wg.Go(w.read)
-	w.wg.Go(w.addLoop)
 	return w, nil
 }
 
@@ -65,25 +68,9 @@ func (w *watcher) stop() {
 	w.wg.Wait()
 }
 
-// add asks for a watch on directory rel of e; it never blocks.
-func (w *watcher) add(e *export, rel string) {
-	r := watchReq{e, rel}
-	w.mu.Lock()
-	_, ok := w.byDir[r]
-	full := len(w.byDir) >= maxWatches
-	w.mu.Unlock()
-	if ok || full {
-		return
-	}
-	select {
-	case w.adds <- r:
-	default:
-	}
-}
-
-// addWait adds a watch on directory rel of e at once (within maxWatches)
-// and reports whether it has one.
-func (w *watcher) addWait(e *export, rel string) bool {
+// add watches directory rel of e, unless it is watched or maxWatches are;
+// it reports whether rel has a watch.
+func (w *watcher) add(e *export, rel string) bool {
 	r := watchReq{e, rel}
 	w.mu.Lock()
 	_, ok := w.byDir[r]
@@ -101,17 +88,6 @@ func (w *watcher) watching(e *export, rel string) bool {
 	defer w.mu.Unlock()
 	_, ok := w.byDir[watchReq{e, rel}]
 	return ok
-}
-
-func (w *watcher) addLoop() {
-	for {
-		select {
-		case <-w.done:
-			return
-		case r := <-w.adds:
-			w.addNow(r)
-		}
-	}
 }
 
 func (w *watcher) addNow(r watchReq) {

@@ -407,3 +407,40 @@ func TestNoXattrAnsweredHere(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFirstLookSeesNextDiskChange: a change made on the server's own disk
+// right after a host first looked into the directory reaches that host:
+// the server watches the directory before it answers the first look.
+func TestFirstLookSeesNextDiskChange(t *testing.T) {
+	mnt, back, _, _ := countingMount(t)
+	for i := range 20 {
+		dir := "look" + string(rune('a'+i))
+		if err := os.MkdirAll(filepath.Join(back, dir), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(back, dir, "f"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(mnt, "d", dir, "f")
+		if _, err := os.Stat(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(back, dir, "f"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
+		for {
+			st, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Mode().Perm() == 0o600 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: a chmod on the server's disk right after the first look: mode %v after 2s", dir, st.Mode().Perm())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
