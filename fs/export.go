@@ -109,6 +109,19 @@ func (e *export) attr(st *unix.Stat_t) *Attr {
 
 // lstat returns rel's attributes without following a final symlink.
 func (e *export) lstat(rel string) (*Attr, *unix.Stat_t, error) {
+	return e.lstatOf(rel, false)
+}
+
+// lstatX is lstat, and says in NoXattr whether rel has no extended
+// attributes (a lookup's or getattr's reply: ls -l asks each file for
+// its security label next).
+func (e *export) lstatX(rel string) (*Attr, error) {
+	a, _, err := e.lstatOf(rel, true)
+	return a, err
+}
+
+// lstatOf is lstat, and with xattrs also sets NoXattr (not for the root).
+func (e *export) lstatOf(rel string, xattrs bool) (*Attr, *unix.Stat_t, error) {
 	var st unix.Stat_t
 	if rel == "" {
 		if err := unix.Fstat(e.root, &st); err != nil {
@@ -125,34 +138,15 @@ func (e *export) lstat(rel string) (*Attr, *unix.Stat_t, error) {
 	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, nil, err
 	}
-	return e.attr(&st), &st, nil
-}
-
-// lstatX is lstat, and says in NoXattr whether rel has no extended
-// attributes (a lookup's or getattr's reply: ls -l asks each file for
-// its security label next).
-func (e *export) lstatX(rel string) (*Attr, error) {
-	if rel == "" {
-		a, _, err := e.lstat(rel)
-		return a, err
-	}
-	dir, name := splitPath(rel)
-	pfd, err := e.openDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(pfd)
-	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, err
-	}
 	a := e.attr(&st)
 	// The directory's magic link leads to the directory already opened
 	// beneath the export; name is one component, not followed.
-	if n, err := unix.Llistxattr(procPath(pfd)+"/"+name, nil); err == nil && n == 0 {
-		a.NoXattr = true
+	if xattrs {
+		if n, err := unix.Llistxattr(procPath(pfd)+"/"+name, nil); err == nil && n == 0 {
+			a.NoXattr = true
+		}
 	}
-	return a, nil
+	return a, &st, nil
 }
 
 // inDir runs fn with the directory dir opened for *at calls.

@@ -90,13 +90,8 @@ func (w *watcher) watching(e *export, rel string) bool {
 	return ok
 }
 
+// addNow adds the watch of r, which add found unwatched.
 func (w *watcher) addNow(r watchReq) {
-	w.mu.Lock()
-	_, ok := w.byDir[r]
-	w.mu.Unlock()
-	if ok {
-		return
-	}
 	fd, err := r.e.openDir(r.rel)
 	if err != nil {
 		return

@@ -11,8 +11,8 @@ import (
 // it. A symlink has none here, as a user's symlink has none on a local
 // disk (xattr(7): user attributes are refused on symlinks): getting one
 // says ENODATA, the list is empty, setting or removing one is EPERM.
-// (ls -l asks every file for its ACL and reports anything else as an
-// error.)
+// (ls -l asks every file for its security label and reports anything
+// else as an error.)
 func (c *opCtx) withFile(fn func(fd int) error) error {
 	return c.as(func() error {
 		fd, err := c.e.open(c.req.Path, unix.O_RDONLY|unix.O_NONBLOCK, 0)
