@@ -25,7 +25,7 @@ func pmakeMain(args []string) error {
 	if path == "" {
 		p, err := exec.LookPath("pmake")
 		if err != nil {
-			return fmt.Errorf("find pmake: %w (install it beside sprite: go build -o pmake ./cmd/pmake)", err)
+			return fmt.Errorf("find pmake: %w (install it beside sprite: CGO_ENABLED=0 go build -o pmake ./cmd/pmake)", err)
 		}
 		path = p
 	}

@@ -33,6 +33,9 @@ func Build(dir string) (*Harness, error) {
 	for _, m := range []string{"sprite", "pmake"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, m), "./cmd/"+m)
 		cmd.Dir = root
+		if m == "pmake" {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as scripts/setup builds it
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build %s: %v\n%s", m, err, out)
 		}

@@ -250,12 +250,49 @@ func TestForeignAndSelfAreNotLoad(t *testing.T) {
 }
 
 func TestParseStatWithOddNames(t *testing.T) {
-	st, pp, th, ok := parseStat([]byte("42 (x) y) z) R 9 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 7 0 100"))
-	if !ok || st != 'R' || pp != 9 || th != 7 {
-		t.Fatalf("got %c %d %d %v", st, pp, th, ok)
+	st, ok := parseStat([]byte("42 (x) y) z) R 9 1 1 0 -1 0 0 0 0 0 7 5 0 0 20 0 7 0 100"))
+	if !ok || st.state != 'R' || st.ppid != 9 || st.threads != 7 || st.cpu != 12 {
+		t.Fatalf("got %+v %v", st, ok)
 	}
-	if _, _, _, ok := parseStat([]byte("42 (x")); ok {
+	if _, ok := parseStat([]byte("42 (x")); ok {
 		t.Fatal("parsed a truncated line")
+	}
+}
+
+// A multi-threaded process that was idle at the last count and has used no
+// CPU since is not read again; once its CPU time moves, its runnable
+// threads count.
+func TestQuietProcessCountedWhenItUsesCPU(t *testing.T) {
+	proc := filepath.Join(t.TempDir(), "proc")
+	write := func(states string, ticks int) {
+		for i := range len(states) {
+			for _, f := range []string{filepath.Join(proc, "30", "stat"), filepath.Join(proc, "30", "task", strconv.Itoa(30+i), "stat")} {
+				if i > 0 && f == filepath.Join(proc, "30", "stat") {
+					continue
+				}
+				line := fmt.Sprintf("30 (w) %c 1 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 %d 0 100\n", states[i], ticks, len(states))
+				os.MkdirAll(filepath.Dir(f), 0o755)
+				if err := os.WriteFile(f, []byte(line), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	m := &loadMeter{source: LoadProc, proc: proc, self: os.Getpid(), tau: time.Second}
+	write("SSS", 4)
+	if n := m.runnable(); n != 0 {
+		t.Fatalf("three sleeping threads count %d, want 0", n)
+	}
+	write("SRR", 4)
+	if n := m.runnable(); n != 0 {
+		t.Fatalf("no CPU used since the last count: counted %d, want 0 (not read)", n)
+	}
+	write("SRR", 5)
+	if n := m.runnable(); n != 2 {
+		t.Fatalf("CPU used since the last count: counted %d, want its 2 runnable threads", n)
+	}
+	if n := m.runnable(); n != 2 {
+		t.Fatalf("a process runnable at the last count is read again: counted %d, want 2", n)
 	}
 }
 

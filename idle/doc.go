@@ -40,7 +40,12 @@
 // exponentially decaying average with time constant LoadTau (10 s). In the
 // lab every host has its own PID namespace and /proc, so a CPU burner on h2
 // raises h2's load and no other host's; a thread throttled by a CPU quota
-// stays runnable, so it counts, as it does in the kernel's figure.
+// stays runnable, so it counts, as it does in the kernel's figure. A
+// multi-threaded process that had no runnable thread at the last count
+// and has used no CPU since (utime+stime unmoved) is not read thread by
+// thread again: under a build, the waiting job shells made most of the
+// count's cost. A thread that turned runnable less than a clock tick of
+// CPU ago is thus counted one sample late.
 // LoadAvg reads /proc/loadavg instead, for machines where nothing else runs.
 //
 // Hysteresis: the host turns load-busy when the average reaches its CPUs and
