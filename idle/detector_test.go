@@ -71,22 +71,30 @@ func fakeProcParents(t *testing.T, dir string, procs map[int]string, parents map
 	t.Helper()
 	os.RemoveAll(dir)
 	for pid, states := range procs {
-		pd := filepath.Join(dir, strconv.Itoa(pid))
-		writeStat := func(path string, state byte, threads int) {
-			os.MkdirAll(filepath.Dir(path), 0o755)
-			line := fmt.Sprintf("%d (a (b) c) %c %d 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 %d 0 100\n", pid, state, max(parents[pid], 1), threads)
-			if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		writeStat(filepath.Join(pd, "stat"), states[0], len(states))
-		if len(states) > 1 {
-			for i := range len(states) {
-				writeStat(filepath.Join(pd, "task", strconv.Itoa(pid+i), "stat"), states[i], len(states))
-			}
-		}
+		fakeProcess(t, dir, pid, states, max(parents[pid], 1), 0)
 	}
 	os.MkdirAll(dir, 0o755)
+}
+
+// fakeProcess writes process pid's stat file under dir, and one per
+// thread when it has several: states holds each thread's state (the first
+// is the process's own), ticks its CPU time (utime).
+func fakeProcess(t *testing.T, dir string, pid int, states string, ppid, ticks int) {
+	t.Helper()
+	pd := filepath.Join(dir, strconv.Itoa(pid))
+	writeStat := func(path string, state byte) {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		line := fmt.Sprintf("%d (a (b) c) %c %d 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 %d 0 100\n", pid, state, ppid, ticks, len(states))
+		if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStat(filepath.Join(pd, "stat"), states[0])
+	if len(states) > 1 {
+		for i := range len(states) {
+			writeStat(filepath.Join(pd, "task", strconv.Itoa(pid+i), "stat"), states[i])
+		}
+	}
 }
 
 func newTestDetector(t *testing.T, cfg Config) *Detector {
@@ -264,20 +272,7 @@ func TestParseStatWithOddNames(t *testing.T) {
 // threads count.
 func TestQuietProcessCountedWhenItUsesCPU(t *testing.T) {
 	proc := filepath.Join(t.TempDir(), "proc")
-	write := func(states string, ticks int) {
-		for i := range len(states) {
-			for _, f := range []string{filepath.Join(proc, "30", "stat"), filepath.Join(proc, "30", "task", strconv.Itoa(30+i), "stat")} {
-				if i > 0 && f == filepath.Join(proc, "30", "stat") {
-					continue
-				}
-				line := fmt.Sprintf("30 (w) %c 1 1 1 0 -1 0 0 0 0 0 %d 0 0 0 20 0 %d 0 100\n", states[i], ticks, len(states))
-				os.MkdirAll(filepath.Dir(f), 0o755)
-				if err := os.WriteFile(f, []byte(line), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
+	write := func(states string, ticks int) { fakeProcess(t, proc, 30, states, 1, ticks) }
 	m := &loadMeter{source: LoadProc, proc: proc, self: os.Getpid(), tau: time.Second}
 	write("SSS", 4)
 	if n := m.runnable(); n != 0 {
