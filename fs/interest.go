@@ -168,7 +168,7 @@ func seenBy(method string, req *Req) []Item {
 	switch method {
 	case MethodLookup:
 		return []Item{it(joinPath(req.Path, req.Name))}
-	case MethodGetattr, MethodSetattr, MethodReadlink, MethodReaddir,
+	case MethodGetattr, MethodSetattr, MethodOpen, MethodReadlink, MethodReaddir,
 		MethodGetxattr, MethodListxattr, MethodSetxattr, MethodRmxattr:
 		return []Item{it(req.Path)}
 	case MethodCreate, MethodMkdir, MethodSymlink, MethodUnlink, MethodRmdir:

@@ -69,12 +69,15 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 		return f, fuse.FOPEN_DIRECT_IO, 0
 	}
-	h, _, err := n.m.c.Open(ctx, n.m.cred(ctx), p, flags)
+	gen, at := n.listStart(), time.Now()
+	h, a, err := n.m.c.Open(ctx, n.m.cred(ctx), p, flags)
 	if err != nil {
 		return nil, 0, errno(err)
 	}
 	f := &file{m: n.m, n: n, h: h, writeOpen: writes(flags)}
-	return f, n.opened(f, flags), 0
+	fl := n.opened(f, flags)
+	n.keepAttr(a, at, gen)
+	return f, fl, 0
 }
 
 // opened counts a new open of a remote file and says how the kernel is to
@@ -95,6 +98,10 @@ func (n *node) opened(f *file, flags uint32) uint32 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.opens++
+	if f.writeOpen || f.h.Direct {
+		n.volatile++
+		n.dropListing()
+	}
 	writeOnly := flags&syscall.O_ACCMODE == syscall.O_WRONLY
 	if writeOnly && n.opens == 1 && !f.h.Direct {
 		f.direct = true
@@ -127,6 +134,10 @@ func (n *node) released(f *file) {
 	n.opens--
 	if f.direct {
 		n.direct--
+	}
+	if f.writeOpen || f.h.Direct {
+		n.volatile--
+		n.dropListing()
 	}
 }
 
@@ -207,5 +218,11 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
 	lazy := !f.writeOpen || (f.flushed.Load() && !f.dirty.Load())
-	return errno(f.m.c.Release(ctx, f.h, lazy))
+	err := f.m.c.Release(ctx, f.h, lazy)
+	if f.writeOpen {
+		// Writes through a mapping after the last close went with
+		// the release: attributes asked for before it may predate them.
+		f.n.forgetAttr()
+	}
+	return errno(err)
 }

@@ -40,6 +40,21 @@ import (
 // and by its setattr and xattr changes of the directory; what the kept
 // attributes may lag by is the directory's atime, as the kernel's own
 // cache does.
+//
+// A file's attributes too, from a getattr's reply or an open's (which
+// carries them; the kernel takes none from an open): after every read
+// through its page cache the kernel drops the file's atime, and the
+// fstat(2) that a compiler makes of each header it opens would otherwise
+// be a call each, on top of the open's own. The server counts an open as
+// asking about the file from the open to CacheTimeout after the release
+// (fs/interest.go), so a change made elsewhere meanwhile reaches this
+// host and drops them. They are not kept, and not used, while this host
+// holds the file open for writing or under concurrent write sharing
+// (node.volatile): then every Getattr goes to the server, which has the
+// writes (the client sends what its write-behind holds first). The opens
+// and releases of such handles, the setattr, link, unlink and rename of
+// the file from this host drop them (listGen), so that no reply asked
+// for before a change of this host's is kept after it.
 
 // listing is a directory's entries as its server sent them.
 type listing struct {
@@ -93,23 +108,30 @@ func (n *node) dropListing() {
 	n.listGen++
 }
 
-// keptAttr returns directory n's attributes kept from its last Getattr, if
-// still good.
-func (n *node) keptAttr() *fs.Attr {
+// keptAttr returns n's attributes kept from its last Getattr or open, if
+// still good, and how much longer they are: the kernel may trust them no
+// longer than the server counts this host as asking.
+func (n *node) keptAttr() (*fs.Attr, time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.attr == nil || n.attrGen != n.listGen || time.Since(n.attrAt) >= CacheTimeout {
+	left := CacheTimeout - time.Since(n.attrAt)
+	if n.attr == nil || n.attrGen != n.listGen || n.volatile > 0 || left <= 0 {
 		n.attr = nil
-		return nil
+		return nil, 0
 	}
-	return n.attr
+	return n.attr, left
 }
 
 // keepAttr keeps a, asked for at at, as keepListing keeps a listing.
 func (n *node) keepAttr(a fs.Attr, at time.Time, gen uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.listGen != gen || n.changing > 0 {
+	n.keepAttrLocked(a, at, gen)
+}
+
+// keepAttrLocked is keepAttr with n.mu held.
+func (n *node) keepAttrLocked(a fs.Attr, at time.Time, gen uint64) {
+	if n.listGen != gen || n.changing > 0 || n.volatile > 0 {
 		return
 	}
 	n.attr, n.attrAt, n.attrGen = &a, at, gen

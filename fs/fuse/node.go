@@ -24,6 +24,11 @@ type node struct {
 	version uint64 // guarded by mu; the file's version at its last open here
 	opens   int    // guarded by mu; open handles of this file on this host
 	direct  int    // guarded by mu; of which write-only ones opened with direct I/O
+	// volatile counts the open handles of this file on this host through
+	// which it may change unseen: those that write, and those the server
+	// opened under concurrent write sharing. While there are any, its
+	// attributes are not kept (listing.go).
+	volatile int // guarded by mu
 
 	// A directory's attributes as the server sent them after this host
 	// made an entry in it (dirAfter): the kernel drops a directory's
@@ -32,7 +37,7 @@ type node struct {
 	// from here instead of with a round trip.
 	dirAttr   *fs.Attr  // guarded by mu; nil: ask the server
 	dirAttrAt time.Time // guarded by mu
-	changing  int       // guarded by mu; changes of this directory in flight from this host
+	changing  int       // guarded by mu; changes of this node in flight from this host
 
 	// A directory this host made, empty and watched by its server
 	// (fs.Made.Watched): until the server says something in it changed,
@@ -96,8 +101,9 @@ func (n *node) absent(name string) bool {
 // good for its next Getattr.
 const dirAttrFor = time.Second
 
-// changeStart marks a change in directory n about to be sent to its
-// server: its remembered attributes are stale from now.
+// changeStart marks a change of n (in directory n, or of file n's
+// attributes or links) about to be sent to its server: what n keeps of
+// its attributes and listing is stale from now.
 func (n *node) changeStart() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -106,7 +112,7 @@ func (n *node) changeStart() {
 	n.dropListing()
 }
 
-// changeEnd marks the end of a change in directory n; a is n's attributes
+// changeEnd marks the end of a change of n; a is directory n's attributes
 // after it, if the server sent them. They are kept only when no other
 // change of n was in flight, whose effect they might not show.
 func (n *node) changeEnd(a *fs.Attr) {
@@ -114,13 +120,14 @@ func (n *node) changeEnd(a *fs.Attr) {
 	defer n.mu.Unlock()
 	n.changing--
 	n.dirAttr = nil
+	n.dropListing() // a reply asked for during the change may predate it
 	if a != nil && n.changing == 0 {
 		n.dirAttr, n.dirAttrAt = a, time.Now()
 	}
 }
 
-// forgetDirAttr drops n's remembered attributes.
-func (n *node) forgetDirAttr() {
+// forgetAttr drops the attributes (and listing) n keeps.
+func (n *node) forgetAttr() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirAttr = nil
@@ -170,6 +177,24 @@ var (
 	_ gofs.NodeListxattrer   = (*node)(nil)
 	_ gofs.NodeRemovexattrer = (*node)(nil)
 )
+
+// childNode returns the node of n's child name, if the kernel knows it.
+func (n *node) childNode(name string) *node {
+	if n == nil {
+		return nil
+	}
+	if ch := n.GetChild(name); ch != nil {
+		cn, _ := ch.Operations().(*node)
+		return cn
+	}
+	return nil
+}
+
+// nodeOf returns e's node, nil if it is not one.
+func nodeOf(e gofs.InodeEmbedder) *node {
+	n, _ := e.(*node)
+	return n
+}
 
 // errno is the one place errors become errno values.
 func errno(err error) syscall.Errno { return fs.Errno(err) }
@@ -242,14 +267,15 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if fh, ok := f.(*file); ok {
 		h = fh.h
 	}
-	keep := h == nil && n.kind == fs.RouteDomain && n.IsDir()
+	keep := n.kind == fs.RouteDomain
 	if keep {
 		if a := n.takeDirAttr(); a != nil {
 			fillAttr(a, &out.Attr)
 			return 0
 		}
-		if a := n.keptAttr(); a != nil {
+		if a, left := n.keptAttr(); a != nil {
 			fillAttr(a, &out.Attr)
+			out.SetTimeout(left)
 			return 0
 		}
 	}
@@ -306,8 +332,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if fh, ok := f.(*file); ok {
 		h = fh.h
 	}
-	n.forgetDirAttr()
+	n.changeStart()
 	a, err := n.m.c.Setattr(ctx, n.m.cred(ctx), n.path(), h, set)
+	n.changeEnd(nil)
 	if err != nil {
 		return errno(err)
 	}
@@ -349,7 +376,14 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	tp := "/" + target.EmbeddedInode().Path(nil)
 	n.changeStart()
 	n.willMake(name)
+	t, _ := target.(*node)
+	if t != nil {
+		t.changeStart() // its link count
+	}
 	a, err := n.m.c.Link(ctx, n.m.cred(ctx), tp, n.path(), name)
+	if t != nil {
+		t.changeEnd(nil)
+	}
 	n.changeEnd(nil)
 	if err != nil {
 		return nil, errno(err)
@@ -360,6 +394,10 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.changeStart()
 	defer n.changeEnd(nil)
+	if cn := n.childNode(name); cn != nil {
+		cn.changeStart() // its link count
+		defer cn.changeEnd(nil)
+	}
 	return errno(n.m.c.Unlink(ctx, n.m.cred(ctx), n.path(), name))
 }
 
@@ -383,6 +421,12 @@ func (n *node) Rename(ctx context.Context, name string, np gofs.InodeEmbedder, n
 		// A directory moved changes too (".."), and its server's watch
 		// stays under the old name: trust nothing of its own.
 		changedElsewhere(ch)
+	}
+	for _, cn := range []*node{n.childNode(name), nodeOf(np).childNode(nname)} {
+		if cn != nil {
+			cn.changeStart() // a moved file's ctime, a replaced one's link count
+			defer cn.changeEnd(nil)
+		}
 	}
 	ndir := "/" + np.EmbeddedInode().Path(nil)
 	return errno(n.m.c.Rename(ctx, n.m.cred(ctx), n.path(), name, ndir, nname, flags))
@@ -453,13 +497,15 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	n.forgetDirAttr()
+	n.changeStart()
+	defer n.changeEnd(nil)
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodSetxattr, n.path(), attr, data, 0, flags)
 	return errno(err)
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	n.forgetDirAttr()
+	n.changeStart()
+	defer n.changeEnd(nil)
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodRmxattr, n.path(), attr, nil, 0, 0)
 	return errno(err)
 }

@@ -3,11 +3,13 @@ package fusefs
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -442,5 +444,118 @@ func TestFirstLookSeesNextDiskChange(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+	}
+}
+
+// TestFileAttrKeptAcrossOpens: a compiler's open, fstat(2) and read of a
+// header read before costs the open's call only (the kernel drops the
+// atime after each read from the server and asks at the next fstat, and
+// asks again once its cache time is over); the attributes still show every
+// change: made from this host (a write, a chmod, a link and its unlink),
+// during a write from this host, and on the server's own disk (once its
+// invalidation has arrived).
+func TestFileAttrKeptAcrossOpens(t *testing.T) {
+	mnt, back, count, reset := countingMount(t)
+	p := filepath.Join(mnt, "d", "h.h")
+	if err := os.WriteFile(filepath.Join(back, "h.h"), []byte("int x;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(back, "h.h"), fs.Nobody, fs.Nobody); err != nil { // root is squashed
+		t.Fatal(err)
+	}
+	// include opens, fstats and reads p as cpp does, and returns the
+	// fstat.
+	include := func() os.FileInfo {
+		t.Helper()
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadAll(f); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	include() // its read, from the server, drops the atime
+	reset()
+	for range 3 {
+		if st := include(); st.Size() != 7 {
+			t.Fatalf("size %d, want 7", st.Size())
+		}
+	}
+	if n, g := count(fs.MethodOpen), count(fs.MethodGetattr); n != 3 || g != 0 {
+		t.Errorf("3 opens, fstats and reads of a file read before: %d fs.open and %d fs.getattr calls, want 3 and 0", n, g)
+	}
+
+	r, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int64{14, 21} {
+		if _, err := w.Write([]byte("int y;\n")); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := r.Stat(); err != nil || st.Size() != want {
+			t.Errorf("during a write from this host: size %d, %v; want %d", st.Size(), err, want)
+		}
+	}
+	w.Close()
+	r.Close()
+	if st := include(); st.Size() != 21 {
+		t.Errorf("after a write from this host: size %d, want 21", st.Size())
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := include(); st.Mode().Perm() != 0o600 {
+		t.Errorf("after a chmod from this host: mode %v, want 0600", st.Mode().Perm())
+	}
+	include()
+	links := func() uint64 {
+		t.Helper()
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uint64(st.Sys().(*syscall.Stat_t).Nlink)
+	}
+	if err := os.Link(p, p+".2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := links(); n != 2 {
+		t.Errorf("after a link from this host: %d links, want 2", n)
+	}
+	include() // keeps the attributes its open returned
+	if err := os.Remove(p + ".2"); err != nil {
+		t.Fatal(err)
+	}
+	if n := links(); n != 1 {
+		t.Errorf("after an unlink from this host: %d links, want 1", n)
+	}
+
+	f, err := os.OpenFile(filepath.Join(back, "h.h"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("int z;\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
+	for include().Size() != 28 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after a write on the server's disk: size %d after 2s, want 28", include().Size())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

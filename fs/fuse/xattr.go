@@ -19,7 +19,7 @@ import (
 // file's attributes within that time (it counts the lookup or getattr as
 // asking, fs/interest.go): the invalidation drops the knowledge
 // (changedElsewhere bumps listGen), as this host's own setxattr and
-// removexattr of the file do (forgetDirAttr). A reply that may predate
+// removexattr of the file do (changeStart). A reply that may predate
 // such a drop is not kept: for a node that existed before the call its
 // generation must not have moved; a node the lookup made had no way to
 // hear of a change, so then no invalidation at all may have reached this
