@@ -280,8 +280,13 @@ func (c *Client) handle(d Domain, cr Cred, resp *Resp, p string, flags uint32, s
 	h := &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
 		Append: flags&syscall.O_APPEND != 0, path: p}
 	h.wb.exec = resp.Attr == nil || resp.Attr.Mode&0o111 != 0
+	if ownable(resp, flags) {
+		h.wb.own = make([]byte, 0, 4096)
+	}
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
-		c.writable(h, sent)
+		if others := c.writable(h, sent); len(others) > 0 {
+			dropOwnOf(append(others, h))
+		}
 	}
 	return h
 }
@@ -310,6 +315,9 @@ const chunk = 256 << 10
 
 // Read reads up to size bytes at off.
 func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
+	if b, ok := c.readOwn(h, off, size); ok {
+		return b, nil
+	}
 	if b, ok, err := c.readAfterWrites(ctx, h, off, size); ok {
 		return b, err
 	}

@@ -125,6 +125,7 @@ func (c *Client) Link(ctx context.Context, cr Cred, p, ndir, nname string) (Attr
 	if r.Domain.Prefix != nr.Domain.Prefix {
 		return Attr{}, syscall.EXDEV
 	}
+	dropOwnOf(c.writers(p)) // the file may be written under the new name too
 	c.flushPath(ctx, p)
 	nd, nn := splitPath(nr.Rel)
 	resp, err := c.do(ctx, r.Domain, MethodLink, &Req{Cred: cr, Path: r.Rel, NewPath: nd, NewName: nn})

@@ -76,7 +76,13 @@
 // untar: one create and one fs.writev a file). The server recalls the
 // buffers of a file that comes under concurrent write sharing before the
 // open that starts the sharing returns (Invalidate.Recall); the recalled
-// handles write through.
+// handles write through. A write through one handle first sends what the
+// file's other handles on this host hold, so writes through two
+// descriptors reach the server in the order they were made. A handle
+// that found its file empty at a read-write open keeps a copy of what it
+// writes and answers its own reads from it (owncopy.go: an assembler
+// reads back the blocks it wrote), until anything else may change the
+// file.
 //
 // # Consistency (docs/consistency.md)
 //
@@ -113,9 +119,11 @@
 //
 // The client's write-behind locks are the exception: a handle's wbuf.mu
 // is held across the call that sends its buffer (so writes through that
-// handle wait for it), and is taken before Client.wbMu, never after. A
-// recall from a server takes wbuf.mu of the file's handles; it waits at
-// most for a send in flight, which never waits for a recall.
+// handle wait for it), and is taken before Client.wbMu, never after; no
+// two handles' wbuf.mu are held together (a write sends the other
+// handles' buffers before it takes its own). A recall from a server
+// takes wbuf.mu of the file's handles; it waits at most for a send in
+// flight, which never waits for a recall.
 //
 // A file's write descriptor on the server is traded for a read-only one at
 // the client's close (flush) and reopened by the next write: a program

@@ -17,6 +17,9 @@ import (
 //     synced, truncated, read, asked for its attributes or given new ones
 //     (chmod, utimes: the writev carries the change) on this host, or
 //     renamed or linked;
+//   - another handle of the file on this host writes (so at most one
+//     handle of a file holds writes back, and writes through two
+//     descriptors reach the server in the order they were made);
 //   - Client.WriteBehind (default wbDelay) has passed since the first
 //     write it holds;
 //   - the server recalls it (Invalidate.Recall: another host opened the
@@ -62,6 +65,9 @@ type wbuf struct {
 	// descriptor, so that the file can be run at once (ETXTBSY).
 	exec  bool        // guarded by mu
 	timer *time.Timer // guarded by mu; flushes after wbDelay
+	// own: the whole file as written through this handle, while that
+	// is known to be all of it (owncopy.go); nil: not known.
+	own []byte // guarded by mu
 }
 
 // add appends a write, merged with the last extent when it continues it.
@@ -92,8 +98,9 @@ func (b *wbuf) takeErr() error {
 	return err
 }
 
-// writable registers h, a handle that may write, under its path.
-func (c *Client) writable(h *Handle, sent time.Time) {
+// writable registers h, a handle that may write, under its path. It
+// returns the other handles registered there.
+func (c *Client) writable(h *Handle, sent time.Time) (others []*Handle) {
 	c.wbMu.Lock()
 	defer c.wbMu.Unlock()
 	if c.wopen == nil {
@@ -102,10 +109,14 @@ func (c *Client) writable(h *Handle, sent time.Time) {
 	if c.wopen[h.path] == nil {
 		c.wopen[h.path] = map[*Handle]bool{}
 	}
+	for o := range c.wopen[h.path] {
+		others = append(others, o)
+	}
 	c.wopen[h.path][h] = true
 	if t, ok := c.recalled[h.path]; ok && !t.Before(sent) {
 		h.wb.through = true // recalled while the open was on its way
 	}
+	return others
 }
 
 // closed unregisters h.
@@ -133,10 +144,16 @@ func (c *Client) writers(p string) []*Handle {
 // A small write is kept in h's write-behind buffer; others go through,
 // after what the buffer holds.
 func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
+	// Writes through another descriptor of the file on this host that
+	// returned before this one began go to the server first: at most
+	// one handle of a file holds writes back, so that they reach the
+	// server in the order they were made.
+	c.flushOthers(ctx, h)
 	b := &h.wb
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.takeErr(); err != nil {
+		b.dropOwn()
 		return 0, err
 	}
 	b.synced = false
@@ -146,6 +163,7 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 	}
 	if delay > 0 && !h.Append && !h.Direct && !b.through && !b.closed && len(data) < chunk {
 		b.add(off, data)
+		b.ownWrite(off, data)
 		if b.n >= wbMax || len(b.ext) >= wbExtents {
 			if err := c.sendLocked(ctx, h, false); err != nil {
 				return 0, err
@@ -158,7 +176,13 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 	if err := c.sendLocked(ctx, h, false); err != nil {
 		return 0, err
 	}
-	return c.writeThrough(ctx, h, off, data)
+	n, err := c.writeThrough(ctx, h, off, data)
+	if err != nil {
+		b.dropOwn()
+	} else {
+		b.ownWrite(off, data[:n])
+	}
+	return n, err
 }
 
 // flushLater is the timer's flush; a failure waits for the next call.
@@ -205,6 +229,7 @@ func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 			err = c.writeEach(ctx, h, batch, req.Flags&WriteVFlush != 0) // a server without fs.writev
 		}
 		if err != nil {
+			b.dropOwn()
 			return err
 		}
 	}
@@ -294,6 +319,9 @@ func (c *Client) unsync(p string, set SetAttr) {
 		b := &h.wb
 		b.mu.Lock()
 		b.synced = false
+		if set.Valid&SetSize != 0 {
+			b.dropOwn()
+		}
 		if set.Valid&SetMode != 0 {
 			b.exec = set.Mode&0o111 != 0
 		}
@@ -310,8 +338,7 @@ func sameCred(a, b Cred) bool {
 func (c *Client) flushOthers(ctx context.Context, h *Handle) {
 	for _, o := range c.writers(h.path) {
 		if o != h {
-			c.flushPath(ctx, h.path)
-			return
+			c.flushHandle(ctx, o)
 		}
 	}
 }
@@ -355,14 +382,19 @@ func (c *Client) readAfterWrites(ctx context.Context, h *Handle, off int64, size
 // handle, for its next write, fsync or close.
 func (c *Client) flushPath(ctx context.Context, p string) {
 	for _, h := range c.writers(p) {
-		b := &h.wb
-		b.mu.Lock()
-		if len(b.ext) > 0 {
-			if err := c.sendLocked(ctx, h, false); err != nil && b.err == nil {
-				b.err = err
-			}
+		c.flushHandle(ctx, h)
+	}
+}
+
+// flushHandle sends what h's buffer holds; a failure stays with h.
+func (c *Client) flushHandle(ctx context.Context, h *Handle) {
+	b := &h.wb
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.ext) > 0 {
+		if err := c.sendLocked(ctx, h, false); err != nil && b.err == nil {
+			b.err = err
 		}
-		b.mu.Unlock()
 	}
 }
 
@@ -452,6 +484,7 @@ func (c *Client) Recall(ctx context.Context, items []Item, recall bool) {
 		for _, h := range c.writers(p) {
 			b := &h.wb
 			b.mu.Lock()
+			b.dropOwn() // the file changed, or another host writes it
 			if recall {
 				b.through = true
 			}

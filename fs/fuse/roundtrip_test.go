@@ -3,6 +3,7 @@ package fusefs
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -557,5 +558,152 @@ func TestFileAttrKeptAcrossOpens(t *testing.T) {
 			t.Fatalf("after a write on the server's disk: size %d after 2s, want 28", include().Size())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestTwoDescriptorsWriteInOrder: a write through one descriptor of a
+// file, then one through another descriptor of it on the same host, reach
+// the server in that order (write-behind holds both back).
+func TestTwoDescriptorsWriteInOrder(t *testing.T) {
+	mnt, _, _, _ := countingMount(t)
+	for i := range 50 {
+		p := filepath.Join(mnt, "d", fmt.Sprintf("two%d", i))
+		a, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.WriteAt([]byte("abc"), 0); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.OpenFile(p, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.WriteAt([]byte("Z"), 0); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+		a.Close()
+		if got, err := os.ReadFile(p); err != nil || string(got) != "Zbc" {
+			t.Fatalf("file %d: %q, %v after \"abc\" through one descriptor, then \"Z\" through another; want \"Zbc\"", i, got, err)
+		}
+	}
+}
+
+// TestOwnWritesReadBackHere: a file written from empty through a
+// read-write descriptor, read back in blocks as an assembler does, is
+// read back with no call to the server and reads what was written; the
+// server has it all after an fsync. A truncation from this host, a write
+// through another descriptor and a change on the server's disk are read
+// back as they are.
+func TestOwnWritesReadBackHere(t *testing.T) {
+	mnt, back, count, reset := countingMount(t)
+	x, xWant := ownFile(t, filepath.Join(mnt, "d", "x.o"))
+	reset()
+	for i := range 8 { // writes that start and end inside pages, each block read back
+		off := int64(i*3000 + 700)
+		x.write(off, bytes.Repeat([]byte{byte('a' + i)}, 2500))
+		x.check(off&^4095, 4096, "a block just written")
+	}
+	x.check(0, 1<<20, "the whole file")
+	if got := count(fs.MethodRead) + count(fs.MethodReadData); got != 0 {
+		t.Errorf("%d read calls reading back a file written from empty through the same descriptor, want 0", got)
+	}
+	if err := x.f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(back, "x.o")); err != nil || !bytes.Equal(b, *xWant) {
+		t.Fatalf("the server's copy after fsync: %d bytes, %v; want what was written (%d bytes)", len(b), err, len(*xWant))
+	}
+
+	y, yWant := ownFile(t, filepath.Join(mnt, "d", "y.o"))
+	y.write(0, bytes.Repeat([]byte("y"), 3000))
+	if err := y.f.Truncate(1000); err != nil {
+		t.Fatal(err)
+	}
+	*yWant = (*yWant)[:1000]
+	y.write(1500, []byte("tail"))
+	y.check(0, 1<<20, "after a truncation and a write past it")
+
+	z, zWant := ownFile(t, filepath.Join(mnt, "d", "z.o"))
+	z.write(0, []byte("abc"))
+	w, err := os.OpenFile(filepath.Join(mnt, "d", "z.o"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.WriteAt([]byte("Z"), 0); err != nil {
+		t.Fatal(err)
+	}
+	*zWant = []byte("Zbc")
+	z.check(0, 100, "after a write through another descriptor")
+
+	// The server hides the inotify events of a file from the client that
+	// writes it for 2 s after each of its writes (docs/consistency.md).
+	time.Sleep(2100 * time.Millisecond)
+	if err := os.WriteFile(filepath.Join(back, "x.o"), []byte("changed on the server's disk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	*xWant = []byte("changed on the server's disk")
+	deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
+	for !x.same(0, 100) {
+		if time.Now().After(deadline) {
+			t.Fatal("after a change on the server's disk: not read back after 2s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// modelFile is a file open for reading and writing and what it should
+// hold.
+type modelFile struct {
+	t    *testing.T
+	f    *os.File
+	want *[]byte
+}
+
+// ownFile creates p empty, open for reading and writing.
+func ownFile(t *testing.T, p string) (modelFile, *[]byte) {
+	t.Helper()
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	want := &[]byte{}
+	return modelFile{t: t, f: f, want: want}, want
+}
+
+func (m modelFile) write(off int64, b []byte) {
+	m.t.Helper()
+	if _, err := m.f.WriteAt(b, off); err != nil {
+		m.t.Fatal(err)
+	}
+	w := *m.want
+	if end := off + int64(len(b)); end > int64(len(w)) {
+		w = append(w, make([]byte, end-int64(len(w)))...)
+	}
+	copy(w[off:], b)
+	*m.want = w
+}
+
+// same reports whether size bytes read at off are what the file should
+// hold there.
+func (m modelFile) same(off int64, size int) bool {
+	m.t.Helper()
+	got := make([]byte, size)
+	n, err := m.f.ReadAt(got, off)
+	if err != nil && err != io.EOF {
+		m.t.Fatalf("read at %d: %v", off, err)
+	}
+	w := *m.want
+	end := min(int64(len(w)), off+int64(size))
+	return off <= end && bytes.Equal(got[:n], w[off:end])
+}
+
+func (m modelFile) check(off int64, size int, what string) {
+	m.t.Helper()
+	if !m.same(off, size) {
+		m.t.Fatalf("%s: %d bytes at %d read back are not what was written", what, size, off)
 	}
 }
