@@ -346,6 +346,15 @@ const notes = `
   quic-go's packets on both sides.
 - Warm reads are served by the client's page cache: a file unchanged since
   this host last read it (the server's version check) is not fetched again.
+- A compile on /sprite: one fs.open per file it includes (the version
+  check; the pages stay cached), a lookup of each name new to the host,
+  the object's create and its writes. Since 17:30 UTC on 2026-12-02 the
+  fstat that follows each open is answered from the open's reply (the
+  kernel asks again after every read from the server, having dropped the
+  atime), and the assembler's reads of blocks it wrote, from what its
+  descriptor wrote (the file was empty at its open): Lua's lcode.c,
+  compiled on another host after lapi.c, makes 48 calls to the home host
+  instead of 69 (counted at the server).
 - A null make is a few hundred stat(2) calls, a readdir of each
   directory it searches and an open of the makefile; names, attributes
   and (since 2026-12-02) directory listings are cached for 5 s and
