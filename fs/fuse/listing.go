@@ -126,11 +126,6 @@ func (n *node) keptAttr() (*fs.Attr, time.Duration) {
 func (n *node) keepAttr(a fs.Attr, at time.Time, gen uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.keepAttrLocked(a, at, gen)
-}
-
-// keepAttrLocked is keepAttr with n.mu held.
-func (n *node) keepAttrLocked(a fs.Attr, at time.Time, gen uint64) {
 	if n.listGen != gen || n.changing > 0 || n.volatile > 0 {
 		return
 	}

@@ -42,10 +42,18 @@ func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *
 	dir = t.TempDir()
 	os.Chmod(dir, 0o777)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The server may send an invalidation (from its inotify watcher)
+	// before the client and the mount exist: it waits for them.
 	var m *Mount
 	var c *fs.Client
+	ready := make(chan struct{})
 	srv, err := fs.NewServer(fs.ServerConfig{Host: "h1", Exports: []fs.Exported{{Prefix: "/d", Path: dir}}, Log: log,
 		Send: func(ctx context.Context, host string, inv fs.Invalidate) error {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 			c.Recall(ctx, inv.Items, inv.Recall)
 			m.Invalidate(inv.Items)
 			return nil
@@ -72,6 +80,7 @@ func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *
 		srv.Stop()
 		t.Fatal(err)
 	}
+	close(ready)
 	t.Cleanup(func() { m.Unmount(); srv.Stop() })
 	return mnt, dir, srv, tb
 }

@@ -376,7 +376,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	tp := "/" + target.EmbeddedInode().Path(nil)
 	n.changeStart()
 	n.willMake(name)
-	t, _ := target.(*node)
+	t := nodeOf(target)
 	if t != nil {
 		t.changeStart() // its link count
 	}
