@@ -315,7 +315,7 @@ const chunk = 256 << 10
 
 // Read reads up to size bytes at off.
 func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
-	if b, ok := c.readOwn(h, off, size); ok {
+	if b, ok := h.wb.readOwn(off, size); ok {
 		return b, nil
 	}
 	if b, ok, err := c.readAfterWrites(ctx, h, off, size); ok {

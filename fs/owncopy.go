@@ -63,9 +63,9 @@ func (b *wbuf) ownWrite(off int64, data []byte) {
 // dropOwn forgets the copy for good; b.mu is held.
 func (b *wbuf) dropOwn() { b.own = nil }
 
-// readOwn answers a read through h from its copy, if it has one.
-func (c *Client) readOwn(h *Handle, off int64, size int) ([]byte, bool) {
-	b := &h.wb
+// readOwn answers a read through b's handle from its copy, if it has
+// one.
+func (b *wbuf) readOwn(off int64, size int) ([]byte, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.own == nil || b.err != nil || b.through || off < 0 {

@@ -109,9 +109,7 @@ func (c *Client) writable(h *Handle, sent time.Time) (others []*Handle) {
 	if c.wopen[h.path] == nil {
 		c.wopen[h.path] = map[*Handle]bool{}
 	}
-	for o := range c.wopen[h.path] {
-		others = append(others, o)
-	}
+	others = c.othersLocked(h)
 	c.wopen[h.path][h] = true
 	if t, ok := c.recalled[h.path]; ok && !t.Before(sent) {
 		h.wb.through = true // recalled while the open was on its way
@@ -336,11 +334,24 @@ func sameCred(a, b Cred) bool {
 // flushOthers sends the buffers of the other handles open for writing
 // under h's path.
 func (c *Client) flushOthers(ctx context.Context, h *Handle) {
-	for _, o := range c.writers(h.path) {
+	c.wbMu.Lock()
+	others := c.othersLocked(h)
+	c.wbMu.Unlock()
+	for _, o := range others {
+		c.flushHandle(ctx, o)
+	}
+}
+
+// othersLocked returns the handles open for writing under h's path but
+// h; none, without allocating, when h writes it alone (every write(2)
+// asks). c.wbMu is held.
+func (c *Client) othersLocked(h *Handle) (others []*Handle) {
+	for o := range c.wopen[h.path] {
 		if o != h {
-			c.flushHandle(ctx, o)
+			others = append(others, o)
 		}
 	}
+	return others
 }
 
 // sendOne sends h's whole buffer (at most a chunk) in one fs.writev that

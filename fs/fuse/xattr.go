@@ -55,10 +55,8 @@ type xattrLookup struct {
 // xattrStart notes the state before a lookup of name in n.
 func (n *node) xattrStart(name string) xattrLookup {
 	x := xattrLookup{at: time.Now(), invals: n.m.invals.Load(), m: n.m}
-	if ch := n.GetChild(name); ch != nil {
-		if cn, ok := ch.Operations().(*node); ok {
-			x.old, x.oldGen = cn, cn.listStart()
-		}
+	if cn := n.childNode(name); cn != nil {
+		x.old, x.oldGen = cn, cn.listStart()
 	}
 	return x
 }
