@@ -410,7 +410,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 func (n *node) Rename(ctx context.Context, name string, np gofs.InodeEmbedder, nname string, flags uint32) syscall.Errno {
 	n.changeStart()
 	defer n.changeEnd(nil)
-	if nn, ok := np.(*node); ok {
+	if nn := nodeOf(np); nn != nil {
 		nn.willMake(nname)
 		if nn != n {
 			nn.changeStart()
