@@ -261,7 +261,9 @@ func (m *Members) ping(ctx context.Context, k api.HostInfo) {
 	var rep Hello
 	err := m.node.Call(ctx, k.Name, k.Addr, MethodHello, Hello{From: m.self, Known: m.known()}, &rep)
 	if err != nil {
-		m.node.Forget(k.Name)
+		// The connection stays: a slow answer is no proof it is dead,
+		// and jobs and file calls may be under way on it. A dead one is
+		// redialled by the next call; a restarted peer resets it.
 		m.log.Debug("hello failed", "host", k.Name, "err", err)
 		return
 	}

@@ -79,7 +79,8 @@ func orAddr(host, addr string) string {
 }
 
 // Identify dials addr, whose host name is not yet known, and returns the
-// name its certificate proves. The connection joins the pool under it.
+// name its certificate proves. The connection joins the pool under it,
+// unless the pool already holds a live one to that host.
 func (n *Node) Identify(ctx context.Context, addr string) (string, error) {
 	c, err := n.dial(ctx, "", addr)
 	if err != nil {
@@ -98,12 +99,13 @@ func (n *Node) Identify(ctx context.Context, addr string) (string, error) {
 	}
 	n.mu.Unlock()
 	e.mu.Lock()
-	old := e.conn
-	e.conn = c
-	e.mu.Unlock()
-	if old != nil {
-		old.CloseWithError(codeShutdown, "replaced")
+	defer e.mu.Unlock()
+	if e.conn != nil && e.conn.Context().Err() == nil {
+		// Calls may be under way on the live one; keep it.
+		c.CloseWithError(codeShutdown, "duplicate")
+		return name, nil
 	}
+	e.conn = c
 	return name, nil
 }
 

@@ -11,7 +11,10 @@
 // bidirectional QUIC stream (package rpc); streaming calls keep theirs open.
 // Outgoing connections are pooled per host name and dialled again when they
 // die. Keep-alives every KeepAlive and an idle timeout of IdleTimeout detect a
-// dead peer within seconds.
+// dead peer within seconds; a peer that restarted on the same port says so
+// at once with a stateless reset (reset.go). A call that fails, even by
+// timing out, leaves the pooled connection alone: other calls may be under
+// way on it, and a dead one is redialled by the next call anyway.
 //
 // A second ALPN, JoinALPN, is served without a client certificate, only for
 // the enrollment method; a joining host pins the CA by the hash in its
@@ -150,7 +153,7 @@ func Listen(cfg Config) (*Node, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	n := &Node{
-		cfg: cfg, udp: udp, tr: &quic.Transport{Conn: udp}, log: cfg.Logger,
+		cfg: cfg, udp: udp, tr: &quic.Transport{Conn: udp, StatelessResetKey: resetKey(cfg.Identity)}, log: cfg.Logger,
 		ctx: ctx, stop: stop, pool: map[string]*poolEntry{}, inbox: map[*quic.Conn]struct{}{},
 	}
 	n.ln, err = n.tr.Listen(n.serverTLS(), n.quicConfig())
@@ -170,8 +173,8 @@ func (n *Node) Addr() net.Addr { return n.udp.LocalAddr() }
 // Name is this host's name.
 func (n *Node) Name() string { return n.cfg.Identity.Name }
 
-// Close stops listening, closes every connection and waits for the serving
-// goroutines.
+// Close stops listening, closes every connection, waits for the serving
+// goroutines and frees the UDP port.
 func (n *Node) Close() error {
 	n.stop()
 	err := n.ln.Close()
@@ -185,5 +188,6 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.wg.Wait()
 	n.tr.Close()
+	n.udp.Close() // a Transport does not close a socket it was given
 	return err
 }

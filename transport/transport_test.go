@@ -224,3 +224,46 @@ func TestDeadPeerDetectedWithinSeconds(t *testing.T) {
 		t.Fatal("the connection to a vanished peer was still open after 10 s")
 	}
 }
+
+// A peer that restarts on the same port resets the connection its previous
+// run held, so calls to it work again within moments, long before the idle
+// timeout would have found the old connection dead.
+func TestRestartedPeerResetsStaleConnection(t *testing.T) {
+	c := newCluster(t)
+	idB := c.identity(t, "b", 0, time.Hour)
+	a, err := Listen(Config{Identity: c.identity(t, "a", 0, time.Hour), Listen: "127.0.0.1:0",
+		IdleTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(&syncBuf{}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	quiet := slog.New(slog.NewTextHandler(&syncBuf{}, nil))
+	b, err := Listen(Config{Identity: idB, Listen: "127.0.0.1:0", IdleTimeout: time.Minute, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := b.Addr().String()
+	var re *rpc.Error
+	if err := a.Call(context.Background(), "b", addr, "test.nothing", nil, nil); !errors.As(err, &re) {
+		t.Fatalf("first call: %v, want b's no-such-method answer", err)
+	}
+	b.udp.Close() // b crashes: no goodbye reaches a
+	defer b.Close()
+	b2, err := Listen(Config{Identity: idB, Listen: addr, IdleTimeout: time.Minute, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := a.Call(ctx, "b", addr, "test.nothing", nil, nil)
+		cancel()
+		if errors.As(err, &re) && re.Code == wire.CodeNoMethod { // b2 answered
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("calls to a restarted peer still failing after 5 s (idle timeout 1 min): %v", err)
+		}
+	}
+}
