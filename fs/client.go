@@ -159,6 +159,9 @@ func (c *Client) Lookup(ctx context.Context, cr Cred, dir, name string) (Entry, 
 // Getattr returns p's attributes (through h when it is open).
 func (c *Client) Getattr(ctx context.Context, cr Cred, p string, h *Handle) (Attr, error) {
 	if h != nil {
+		if a, ok := h.wb.localStat(); ok {
+			return a, nil
+		}
 		if a, ok, err := c.statAfterWrites(ctx, h); ok {
 			return a, err
 		}
@@ -282,6 +285,8 @@ func (c *Client) handle(d Domain, cr Cred, resp *Resp, p string, flags uint32, s
 	h.wb.exec = resp.Attr == nil || resp.Attr.Mode&0o111 != 0
 	if ownable(resp, flags) {
 		h.wb.own = make([]byte, 0, 4096)
+		a := *resp.Attr
+		h.wb.stat = &a
 	}
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		if others := c.writable(h, sent); len(others) > 0 {

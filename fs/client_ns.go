@@ -86,6 +86,7 @@ func (c *Client) remove(ctx context.Context, cr Cred, method, dir, name string) 
 		}
 		return err
 	}
+	c.forgetStat(path.Join(dir, name)) // its link count changes
 	d, n := splitPath(r.Rel)
 	_, err = c.do(ctx, r.Domain, method, &Req{Cred: cr, Path: d, Name: n})
 	return err
@@ -106,6 +107,8 @@ func (c *Client) Rename(ctx context.Context, cr Cred, dir, name, ndir, nname str
 		return syscall.EXDEV
 	}
 	c.flushPath(ctx, path.Join(dir, name))
+	c.forgetStat(path.Join(dir, name))   // its change time moves
+	c.forgetStat(path.Join(ndir, nname)) // a file it replaces loses a link
 	d, n := splitPath(r.Rel)
 	nd, nn := splitPath(nr.Rel)
 	_, err = c.do(ctx, r.Domain, MethodRename, &Req{Cred: cr, Path: d, Name: n, NewPath: nd, NewName: nn, Flags: flags})

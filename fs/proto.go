@@ -204,6 +204,9 @@ type Attr struct {
 	// extended attributes: the client may answer getxattr and listxattr
 	// itself while it trusts these attributes.
 	NoXattr bool `cbor:"13,keyasint,omitempty"`
+	// Local (never sent) marks attributes a client made up from its own
+	// writes (owncopy.go): not to be kept.
+	Local bool `cbor:"-"`
 }
 
 // Dirent is one directory entry.

@@ -68,6 +68,12 @@ type wbuf struct {
 	// own: the whole file as written through this handle, while that
 	// is known to be all of it (owncopy.go); nil: not known.
 	own []byte // guarded by mu
+	// stat: the file's attributes at the open, while the copy is good
+	// and nothing but writes through this handle changed them since
+	// (owncopy.go); nil: only the server can say. wrote: when the last
+	// write through the handle was made (unix ns, this host's clock).
+	stat  *Attr // guarded by mu
+	wrote int64 // guarded by mu
 }
 
 // add appends a write, merged with the last extent when it continues it.
@@ -162,6 +168,7 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 	if delay > 0 && !h.Append && !h.Direct && !b.through && !b.closed && len(data) < chunk {
 		b.add(off, data)
 		b.ownWrite(off, data)
+		b.wrote = time.Now().UnixNano()
 		if b.n >= wbMax || len(b.ext) >= wbExtents {
 			if err := c.sendLocked(ctx, h, false); err != nil {
 				return 0, err
@@ -179,6 +186,7 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 		b.dropOwn()
 	} else {
 		b.ownWrite(off, data[:n])
+		b.wrote = time.Now().UnixNano()
 	}
 	return n, err
 }
@@ -317,6 +325,7 @@ func (c *Client) unsync(p string, set SetAttr) {
 		b := &h.wb
 		b.mu.Lock()
 		b.synced = false
+		b.stat = nil
 		if set.Valid&SetSize != 0 {
 			b.dropOwn()
 		}

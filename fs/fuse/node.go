@@ -285,14 +285,14 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if err != nil {
 		return errno(err)
 	}
-	if keep {
+	if keep && !a.Local {
 		n.keepAttr(a, at, gen)
 	}
 	if h == nil && n.kind == fs.RouteDomain && a.NoXattr {
 		n.keepNoXattr(at, gen)
 	}
 	fillAttr(&a, &out.Attr)
-	if uncached(n.kind) {
+	if uncached(n.kind) || a.Local {
 		out.SetTimeout(noCache)
 	}
 	return 0
