@@ -69,6 +69,16 @@ func TestFSWriteHereReadThere(t *testing.T) {
 			t.Fatalf("%d bytes written on h2, read on h3: sha256 %s, want %s", n, got, sum2)
 		}
 	}
+	// Small writes held back past what a session message carries go in
+	// one fs.writev call of its own, which every host serves (until
+	// 2026-12-03 none did, and such writes went a call each).
+	sum3 := Field(lab.MustSh(t, "h2", "alice", fmt.Sprintf("head -c 300000 /dev/urandom > /tmp/c && dd if=/tmp/c of=%s/sizes/small bs=4k status=none && sha256sum /tmp/c", aliceOnH1)))
+	if got := Field(lab.MustSh(t, "h1", "alice", "sha256sum ~/sizes/small")); got != sum3 {
+		t.Fatalf("300000 bytes written in 4 KiB writes on h2: on h1's disk sha256 %s, want %s", got, sum3)
+	}
+	if l := DaemonLog("h2"); strings.Contains(l, "has no fs.writev") {
+		t.Fatalf("h2 found h1 without fs.writev:\n%s", l)
+	}
 	lab.MustSh(t, "h1", "alice", "rm -rf ~/sizes")
 }
 

@@ -42,6 +42,7 @@ type Client struct {
 	wbMu     sync.Mutex                  // after any Handle.wb.mu (writebehind.go)
 	wopen    map[string]map[*Handle]bool // guarded by wbMu; handles open for writing, by path
 	recalled map[string]time.Time        // guarded by wbMu; recent recalls, by path
+	noWriteV sync.Map                    // server hosts found to predate fs.writev (warned once)
 }
 
 // Handle is an open remote file.

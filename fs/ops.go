@@ -1,6 +1,9 @@
 package fs
 
 import (
+	"maps"
+	"slices"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -19,6 +22,13 @@ func init() {
 		MethodReaddir: opReaddir, MethodStatfs: opStatfs,
 		MethodGetxattr: opGetxattr, MethodSetxattr: opSetxattr, MethodListxattr: opListxattr, MethodRmxattr: opRmxattr,
 	}
+}
+
+// Methods lists every method Server.Serve answers, for a host to serve
+// each as a call of its own (bulk reads and writes, and clients without a
+// session) besides inside fs.session.
+func Methods() []string {
+	return slices.Sorted(maps.Keys(ops))
 }
 
 func opLookup(c *opCtx) (*Resp, error) {

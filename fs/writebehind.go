@@ -232,7 +232,8 @@ func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 		}
 		_, err := c.do(ctx, h.Domain, MethodWriteV, req)
 		if err != nil && strings.Contains(err.Error(), unknownMethod) {
-			err = c.writeEach(ctx, h, batch, req.Flags&WriteVFlush != 0) // a server without fs.writev
+			c.olderServer(h.Domain)
+			err = c.writeEach(ctx, h, batch, req.Flags&WriteVFlush != 0)
 		}
 		if err != nil {
 			b.dropOwn()
@@ -240,6 +241,14 @@ func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 		}
 	}
 	return nil
+}
+
+// olderServer says, once per server, that it answers fs.writev as an
+// unknown method: its writes then cost a call each.
+func (c *Client) olderServer(d Domain) {
+	if _, seen := c.noWriteV.LoadOrStore(d.Host, true); !seen {
+		c.Log.Warn("fs: server has no fs.writev (an older sprite?): writes held back go in a call each; upgrade sprite there", "server", d.Host)
+	}
 }
 
 // writeEach sends extents as single writes, for a server that predates
@@ -373,6 +382,7 @@ func (c *Client) sendOne(ctx context.Context, h *Handle, req *Req) (*Resp, error
 	req.Cred, req.Handle, req.Extents = h.Cred, h.ID, b.take()
 	resp, err := c.do(ctx, h.Domain, MethodWriteV, req)
 	if err != nil && strings.Contains(err.Error(), unknownMethod) {
+		c.olderServer(h.Domain)
 		resp, err = nil, c.writeEach(ctx, h, req.Extents, false)
 	}
 	if err != nil {

@@ -131,11 +131,10 @@ func (s *Service) Stop() {
 }
 
 func (s *Service) register() {
-	fsMethods := []string{fs.MethodLookup, fs.MethodGetattr, fs.MethodSetattr, fs.MethodOpen, fs.MethodCreate,
-		fs.MethodRead, fs.MethodWrite, fs.MethodFlush, fs.MethodFsync, fs.MethodRelease, fs.MethodMkdir,
-		fs.MethodUnlink, fs.MethodRmdir, fs.MethodRename, fs.MethodLink, fs.MethodSymlink, fs.MethodReadlink,
-		fs.MethodReaddir, fs.MethodStatfs, fs.MethodGetxattr, fs.MethodSetxattr, fs.MethodListxattr, fs.MethodRmxattr}
-	for _, m := range fsMethods {
+	// Every method the server has, so that none is served only inside
+	// fs.session (fs.writev of more than fs.SessionIO was, until
+	// 2026-12-03: such writes fell back to an fs.write per extent).
+	for _, m := range fs.Methods() {
 		s.d.Mux.Handle(m, rpc.Unary(func(ctx context.Context, p rpc.Peer, req fs.Req) (*fs.Resp, error) {
 			resp, err := s.server.Serve(ctx, p.Host, m, &req)
 			if err != nil {
