@@ -367,7 +367,12 @@ func opWriteV(c *opCtx) (*Resp, error) {
 		r.N = int64(total)
 		return r, nil
 	}
-	return &Resp{N: int64(total)}, nil
+	r = &Resp{N: int64(total)}
+	if c.req.Flags&WriteVSync != 0 && c.req.Flags&WriteVFlush == 0 {
+		c.s.syncHandle(c.ctx, c.client, h) // a write sent at once: its close may then make no call
+		r.Flags |= WriteVSync
+	}
+	return r, nil
 }
 
 // pwriteAll writes all of b at off, or fails.

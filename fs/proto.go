@@ -254,9 +254,10 @@ type Extent struct {
 // after write-behind, one call instead of two), or answer with its
 // attributes (fstat(2), as the kernel asks after writes), or change the
 // attributes of Path by Set and answer with them (fs.setattr by path:
-// tar's futimens(2) before its close). WriteVSync, with WriteVStat or
-// WriteVSetattr, also does what a flush tells other clients (every one
-// drops what it caches of the file) before the answer, but the handle
+// tar's futimens(2) before its close). WriteVSync, alone or with
+// WriteVStat or WriteVSetattr (not with WriteVFlush, which does it
+// anyway), also does what a flush tells other clients (every one drops
+// what it caches of the file) before the answer, but the handle
 // stays open for writing; a server that did so sets WriteVSync in
 // Resp.Flags. A close with nothing written since then need not call the
 // server at all (docs/consistency.md).

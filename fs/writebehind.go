@@ -28,7 +28,8 @@ import (
 //
 // Writes through an O_APPEND handle, a handle opened under concurrent
 // write sharing (Handle.Direct) or of a chunk or more go straight to the
-// server, after what the buffer holds.
+// server, after what the buffer holds; a small append also tells the
+// other hosts, as a close would (writeSynced).
 //
 // So close-to-open holds everywhere (a close returns after the server has
 // the data), concurrent sharing sees every write, and a write that fails on
@@ -181,7 +182,13 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 	if err := c.sendLocked(ctx, h, false); err != nil {
 		return 0, err
 	}
-	n, err := c.writeThrough(ctx, h, off, data)
+	var n int
+	var err error
+	if h.Append && !h.Direct && !b.through && !b.closed && len(data) <= SessionIO {
+		n, err = c.writeSynced(ctx, h, off, data)
+	} else {
+		n, err = c.writeThrough(ctx, h, off, data)
+	}
 	if err != nil {
 		b.dropOwn()
 	} else {
@@ -189,6 +196,26 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 		b.wrote = time.Now().UnixNano()
 	}
 	return n, err
+}
+
+// writeSynced sends a small O_APPEND write (never held back: it lands
+// at the end of the file as the server has it then) in an fs.writev that
+// also tells the other hosts, as a close would: a shell's `echo ... >>
+// log` then costs its open and this one call, its close none. Not under
+// concurrent sharing, where the server tells the others of each write
+// anyway and would tell them twice. b.mu is held.
+func (c *Client) writeSynced(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
+	req := &Req{Cred: h.Cred, Handle: h.ID, Extents: []Extent{{Offset: off, Data: data}}, Flags: WriteVSync}
+	resp, err := c.do(ctx, h.Domain, MethodWriteV, req)
+	if err != nil && strings.Contains(err.Error(), unknownMethod) {
+		c.olderServer(h.Domain)
+		return c.writeChunk(ctx, h, off, data)
+	}
+	if err != nil {
+		return 0, err
+	}
+	h.wb.synced = resp.Flags&WriteVSync != 0 // an older server does not say so
+	return len(data), nil
 }
 
 // flushLater is the timer's flush; a failure waits for the next call.
