@@ -68,28 +68,33 @@ func (c *Client) ListingNotified(p string) bool {
 	return c.Table.Route(p).Kind == RouteDomain && len(c.Table.Children(p)) == 0
 }
 
-// Unlink removes name from dir.
-func (c *Client) Unlink(ctx context.Context, cr Cred, dir, name string) error {
+// Unlink removes name from dir. It also returns dir's attributes after
+// the change when the server sent them (nil otherwise).
+func (c *Client) Unlink(ctx context.Context, cr Cred, dir, name string) (*Attr, error) {
 	return c.remove(ctx, cr, MethodUnlink, dir, name)
 }
 
-// Rmdir removes directory name from dir.
-func (c *Client) Rmdir(ctx context.Context, cr Cred, dir, name string) error {
+// Rmdir removes directory name from dir, and returns dir's attributes as
+// Unlink does.
+func (c *Client) Rmdir(ctx context.Context, cr Cred, dir, name string) (*Attr, error) {
 	return c.remove(ctx, cr, MethodRmdir, dir, name)
 }
 
-func (c *Client) remove(ctx context.Context, cr Cred, method, dir, name string) error {
+func (c *Client) remove(ctx context.Context, cr Cred, method, dir, name string) (*Attr, error) {
 	r, err := c.remoteChild(dir, name)
 	if err != nil {
 		if err == syscall.EEXIST {
-			return syscall.EBUSY // a prefix or the directory leading to one
+			return nil, syscall.EBUSY // a prefix or the directory leading to one
 		}
-		return err
+		return nil, err
 	}
 	c.forgetStat(path.Join(dir, name)) // its link count changes
 	d, n := splitPath(r.Rel)
-	_, err = c.do(ctx, r.Domain, method, &Req{Cred: cr, Path: d, Name: n})
-	return err
+	resp, err := c.do(ctx, r.Domain, method, &Req{Cred: cr, Path: d, Name: n})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Dir, nil
 }
 
 // Rename moves dir/name to ndir/nname within one domain; across domains it

@@ -55,8 +55,9 @@
 // once; a call to a host that does not answer fails with EIO after
 // Client.Timeout (config fs_timeout). Reads and writes larger than 256 KiB
 // become parallel calls of 256 KiB, each fitting in a fresh QUIC stream's
-// flow-control window. A create or mkdir answers with the directory's
-// attributes after the change (Resp.Dir), which the kernel asks for next;
+// flow-control window. A create, mkdir, unlink or rmdir answers with the
+// directory's attributes after the change (Resp.Dir), which the kernel
+// asks for next;
 // a mkdir watches the new directory before it answers and says so
 // (DirWatched), and the client then answers lookups of names it did not
 // make there itself until the server reports a change in it. Every

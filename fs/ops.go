@@ -128,16 +128,29 @@ func containsNUL(s string) bool {
 	return false
 }
 
-func opUnlink(c *opCtx) (*Resp, error) {
-	return &Resp{}, c.as(func() error {
-		return c.e.inDir(c.req.Path, func(pfd int) error { return unix.Unlinkat(pfd, c.req.Name, 0) })
-	})
-}
+func opUnlink(c *opCtx) (*Resp, error) { return c.removeEntry(0) }
 
-func opRmdir(c *opCtx) (*Resp, error) {
-	return &Resp{}, c.as(func() error {
-		return c.e.inDir(c.req.Path, func(pfd int) error { return unix.Unlinkat(pfd, c.req.Name, unix.AT_REMOVEDIR) })
+func opRmdir(c *opCtx) (*Resp, error) { return c.removeEntry(unix.AT_REMOVEDIR) }
+
+// removeEntry removes the request's name from its directory and answers
+// with the directory's attributes after the change (the kernel asks for
+// them at the next path walk through it: a configure script's
+// `rm -f conftest*` would cost a call more per file).
+func (c *opCtx) removeEntry(flags int) (*Resp, error) {
+	var d *Attr
+	err := c.as(func() error {
+		return c.e.inDir(c.req.Path, func(pfd int) error {
+			if err := unix.Unlinkat(pfd, c.req.Name, flags); err != nil {
+				return err
+			}
+			var st unix.Stat_t
+			if err := unix.Fstat(pfd, &st); err == nil {
+				d = c.e.attr(&st)
+			}
+			return nil
+		})
 	})
+	return &Resp{Dir: d}, err
 }
 
 func opRename(c *opCtx) (*Resp, error) {

@@ -12,8 +12,8 @@
 // that starts inside a page the kernel does not hold would become two
 // requests, and pages written through a write-only descriptor are never
 // read back from the cache. The first Getattr of a directory after this
-// host made an entry in it is answered with the attributes the server
-// sent with the create (node.dirAttr). In a directory this host made
+// host made or removed an entry in it is answered with the attributes the
+// server sent with the create or the removal (node.dirAttr). In a directory this host made
 // empty, watched by its server (fs.Made.Watched), a name this host did not
 // make is answered "no such file" without a round trip, until any
 // invalidation reaches this mount, and for CacheTimeout at most

@@ -31,10 +31,10 @@ type node struct {
 	volatile int // guarded by mu
 
 	// A directory's attributes as the server sent them after this host
-	// made an entry in it (dirAfter): the kernel drops a directory's
-	// attributes after each change in it and asks again at the next
-	// path walk; the first such Getattr within dirAttrFor is answered
-	// from here instead of with a round trip.
+	// made or removed an entry in it (dirAfter, removeEntry): the kernel
+	// drops a directory's attributes after each change in it and asks
+	// again at the next path walk; the first such Getattr within
+	// dirAttrFor is answered from here instead of with a round trip.
 	dirAttr   *fs.Attr  // guarded by mu; nil: ask the server
 	dirAttrAt time.Time // guarded by mu
 	changing  int       // guarded by mu; changes of this node in flight from this host
@@ -393,18 +393,22 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 	n.changeStart()
-	defer n.changeEnd(nil)
+	var dir *fs.Attr
+	defer func() { n.changeEnd(dir) }()
 	if cn := n.childNode(name); cn != nil {
 		cn.changeStart() // its link count
 		defer cn.changeEnd(nil)
 	}
-	return errno(n.m.c.Unlink(ctx, n.m.cred(ctx), n.path(), name))
+	dir, err := n.m.c.Unlink(ctx, n.m.cred(ctx), n.path(), name)
+	return errno(err)
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	n.changeStart()
-	defer n.changeEnd(nil)
-	return errno(n.m.c.Rmdir(ctx, n.m.cred(ctx), n.path(), name))
+	var dir *fs.Attr
+	defer func() { n.changeEnd(dir) }()
+	dir, err := n.m.c.Rmdir(ctx, n.m.cred(ctx), n.path(), name)
+	return errno(err)
 }
 
 func (n *node) Rename(ctx context.Context, name string, np gofs.InodeEmbedder, nname string, flags uint32) syscall.Errno {
