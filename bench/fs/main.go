@@ -366,6 +366,14 @@ const notes = `
   make -j2 after its configure: about 2,700 calls to the home host
   before, 793 after (counted at the server); 5.5 s before, 4.3 s after,
   local 4.3 to 4.6 s (one run each, the same lab).
+- A configure script on /sprite: an "echo ... >> config.log" for each
+  check (over a hundred for zlib's) and "rm -f" of its test files. Since
+  2026-12-03 a small append goes in an fs.writev that tells the other
+  hosts as a close would, so its close makes no call (three calls to
+  two), and an unlink's reply carries the directory's new attributes,
+  which the kernel asks for at the next path walk (two calls to one):
+  zlib's configure makes 527 calls instead of 644. Configure + make -j2
+  went from 1.40x the local time (the run of 07:56 that day) to 1.12x.
 - A null make is a few hundred stat(2) calls, a readdir of each
   directory it searches and an open of the makefile; names, attributes
   and (since 2026-12-02) directory listings are cached for 5 s and
