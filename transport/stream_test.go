@@ -61,3 +61,51 @@ func TestStreamingCallStaysOpen(t *testing.T) {
 		t.Fatalf("reply %d, %v; want %d", n, err, total)
 	}
 }
+
+// TestIdentifyKeepsCallsUnderWay: dialling a host again by its address (a
+// daemon trying its seeds) leaves the pooled connection, and a streaming
+// call on it, alone.
+func TestIdentifyKeepsCallsUnderWay(t *testing.T) {
+	c := newCluster(t)
+	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
+	b := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
+	b.cfg.Mux.Handle("test.echo1", func(ctx context.Context, call *rpc.Call) error {
+		for {
+			f, err := call.Recv()
+			if err == io.EOF {
+				return call.SetResult(0)
+			}
+			if err != nil {
+				return err
+			}
+			if err := call.SendData(f.Payload); err != nil {
+				return err
+			}
+		}
+	})
+	s, err := a.Open(context.Background(), "b", b.Addr().String(), "test.echo1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exchange := func(when string) {
+		t.Helper()
+		if err := s.SendData([]byte(when)); err != nil {
+			t.Fatalf("%s: send: %v", when, err)
+		}
+		if f, err := s.Recv(); err != nil || string(f.Payload) != when {
+			t.Fatalf("%s: %v, got %q", when, err, f.Payload)
+		}
+	}
+	exchange("before")
+	name, err := a.Identify(context.Background(), b.Addr().String())
+	if err != nil || name != "b" {
+		t.Fatalf("identify b's address: %q, %v", name, err)
+	}
+	exchange("after a second dial")
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Finish(nil); err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+}
