@@ -110,9 +110,7 @@ func (c *opCtx) makeEntry(mk func(pfd int) error) (*Resp, error) {
 				return err
 			}
 			a = c.e.attr(&st)
-			if err := unix.Fstat(pfd, &st); err == nil {
-				d = c.e.attr(&st)
-			}
+			d, _ = fstatAttr(c.e, pfd) // nil if it fails: the client asks
 			return nil
 		})
 	})
@@ -143,10 +141,7 @@ func (c *opCtx) removeEntry(flags int) (*Resp, error) {
 			if err := unix.Unlinkat(pfd, c.req.Name, flags); err != nil {
 				return err
 			}
-			var st unix.Stat_t
-			if err := unix.Fstat(pfd, &st); err == nil {
-				d = c.e.attr(&st)
-			}
+			d, _ = fstatAttr(c.e, pfd) // nil if it fails: the client asks
 			return nil
 		})
 	})

@@ -207,8 +207,7 @@ func (c *Client) Write(ctx context.Context, h *Handle, off int64, data []byte) (
 func (c *Client) writeSynced(ctx context.Context, h *Handle, off int64, data []byte) (int, error) {
 	req := &Req{Cred: h.Cred, Handle: h.ID, Extents: []Extent{{Offset: off, Data: data}}, Flags: WriteVSync}
 	resp, err := c.do(ctx, h.Domain, MethodWriteV, req)
-	if err != nil && strings.Contains(err.Error(), unknownMethod) {
-		c.olderServer(h.Domain)
+	if c.olderServer(h.Domain, err) {
 		return c.writeChunk(ctx, h, off, data)
 	}
 	if err != nil {
@@ -258,8 +257,7 @@ func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 			req.Flags = WriteVFlush
 		}
 		_, err := c.do(ctx, h.Domain, MethodWriteV, req)
-		if err != nil && strings.Contains(err.Error(), unknownMethod) {
-			c.olderServer(h.Domain)
+		if c.olderServer(h.Domain, err) {
 			err = c.writeEach(ctx, h, batch, req.Flags&WriteVFlush != 0)
 		}
 		if err != nil {
@@ -270,12 +268,17 @@ func (c *Client) sendLocked(ctx context.Context, h *Handle, flush bool) error {
 	return nil
 }
 
-// olderServer says, once per server, that it answers fs.writev as an
-// unknown method: its writes then cost a call each.
-func (c *Client) olderServer(d Domain) {
+// olderServer reports whether err, the answer to an fs.writev, says that
+// d's server has no such method; the caller then sends its writes a call
+// each. It says so in the log once per server.
+func (c *Client) olderServer(d Domain, err error) bool {
+	if err == nil || !strings.Contains(err.Error(), unknownMethod) {
+		return false
+	}
 	if _, seen := c.noWriteV.LoadOrStore(d.Host, true); !seen {
 		c.Log.Warn("fs: server has no fs.writev (an older sprite?): writes held back go in a call each; upgrade sprite there", "server", d.Host)
 	}
+	return true
 }
 
 // writeEach sends extents as single writes, for a server that predates
@@ -408,8 +411,7 @@ func (c *Client) sendOne(ctx context.Context, h *Handle, req *Req) (*Resp, error
 	b := &h.wb
 	req.Cred, req.Handle, req.Extents = h.Cred, h.ID, b.take()
 	resp, err := c.do(ctx, h.Domain, MethodWriteV, req)
-	if err != nil && strings.Contains(err.Error(), unknownMethod) {
-		c.olderServer(h.Domain)
+	if c.olderServer(h.Domain, err) {
 		resp, err = nil, c.writeEach(ctx, h, req.Extents, false)
 	}
 	if err != nil {
