@@ -3,8 +3,6 @@ package transport
 import (
 	"context"
 	"testing"
-
-	"sprite/rpc"
 	"time"
 )
 
@@ -34,17 +32,7 @@ func BenchmarkStreamRoundTrip(b *testing.B) {
 	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
 	defer a.Close()
 	defer srv.Close()
-	srv.cfg.Mux.Handle("test.echo-stream", func(ctx context.Context, call *rpc.Call) error {
-		for {
-			f, err := call.Recv()
-			if err != nil {
-				return nil
-			}
-			if err := call.SendData(f.Payload); err != nil {
-				return err
-			}
-		}
-	})
+	srv.cfg.Mux.Handle("test.echo-stream", echoFrames)
 	s, err := a.Open(context.Background(), "b", srv.Addr().String(), "test.echo-stream", nil)
 	if err != nil {
 		b.Fatal(err)

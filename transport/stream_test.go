@@ -69,21 +69,8 @@ func TestIdentifyKeepsCallsUnderWay(t *testing.T) {
 	c := newCluster(t)
 	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
 	b := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
-	b.cfg.Mux.Handle("test.echo1", func(ctx context.Context, call *rpc.Call) error {
-		for {
-			f, err := call.Recv()
-			if err == io.EOF {
-				return call.SetResult(0)
-			}
-			if err != nil {
-				return err
-			}
-			if err := call.SendData(f.Payload); err != nil {
-				return err
-			}
-		}
-	})
-	s, err := a.Open(context.Background(), "b", b.Addr().String(), "test.echo1", nil)
+	b.cfg.Mux.Handle("test.echo-stream", echoFrames)
+	s, err := a.Open(context.Background(), "b", b.Addr().String(), "test.echo-stream", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,5 +94,22 @@ func TestIdentifyKeepsCallsUnderWay(t *testing.T) {
 	}
 	if err := s.Finish(nil); err != nil {
 		t.Fatalf("finish: %v", err)
+	}
+}
+
+// echoFrames serves a streaming call by sending each data frame back, until
+// the caller's EOF.
+func echoFrames(_ context.Context, call *rpc.Call) error {
+	for {
+		f, err := call.Recv()
+		if err == io.EOF {
+			return call.SetResult(0)
+		}
+		if err != nil {
+			return err
+		}
+		if err := call.SendData(f.Payload); err != nil {
+			return err
+		}
 	}
 }
