@@ -2,6 +2,7 @@ package idle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,13 +68,28 @@ func fakeProc(t *testing.T, dir string, procs map[int]string) {
 
 // fakeProcParents is fakeProc with the parents of some processes (the
 // others' is 1).
+// The new tree is built beside dir and swapped in at once: a detector
+// sampling dir meanwhile sees the old processes or the new ones, never a
+// multi-threaded process without its threads (which the load meter would
+// take as a quiet one and, its CPU time never moving, skip from then on).
 func fakeProcParents(t *testing.T, dir string, procs map[int]string, parents map[int]int) {
 	t.Helper()
-	os.RemoveAll(dir)
-	for pid, states := range procs {
-		fakeProcess(t, dir, pid, states, max(parents[pid], 1), 0)
+	next := dir + ".next"
+	os.RemoveAll(next)
+	if err := os.MkdirAll(next, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	os.MkdirAll(dir, 0o755)
+	for pid, states := range procs {
+		fakeProcess(t, next, pid, states, max(parents[pid], 1), 0)
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, next, unix.AT_FDCWD, dir, unix.RENAME_EXCHANGE)
+	if errors.Is(err, unix.ENOENT) { // the first tree
+		err = os.Rename(next, dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(next)
 }
 
 // fakeProcess writes process pid's stat file under dir, and one per
@@ -136,6 +152,12 @@ func waitFor(t *testing.T, ch <-chan State, act string, timeout time.Duration) S
 	}
 }
 
+// TestKeystrokeOnPtyMakesHostActiveAtOnce checks that every keystroke is
+// noticed by its own inotify event: within a second, where the device
+// rescan (the watcher's only timer) runs every 5 s. How fast (the brief's
+// p99 of 50 ms to foreign work frozen) is bench/evict's figure, measured
+// across lab hosts; a bound of a few milliseconds here failed on a busy
+// CI machine without saying anything about the design.
 func TestKeystrokeOnPtyMakesHostActiveAtOnce(t *testing.T) {
 	m, s := openPty(t) // exists before the detector: found by the scan
 	d := newTestDetector(t, Config{IdleAfter: 300 * time.Millisecond})
@@ -156,8 +178,8 @@ func TestKeystrokeOnPtyMakesHostActiveAtOnce(t *testing.T) {
 		waitFor(t, ch, ActIdle, 2*time.Second)
 	}
 	t.Logf("worst keystroke-to-active over 20 trials: %v", worst)
-	if worst > 10*time.Millisecond {
-		t.Errorf("keystroke noticed after %v; want within 10ms", worst)
+	if worst >= rescanEvery/5 {
+		t.Errorf("keystroke noticed after %v; an event would be seen at once, a rescan after up to %v", worst, rescanEvery)
 	}
 }
 
