@@ -64,8 +64,22 @@ var ErrNotRemote = syscall.EROFS
 
 // do runs method against domain d.
 func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Resp, error) {
+	var resp Resp
+	if err := c.doInto(ctx, d, method, req, &resp); err != nil {
+		if resp.Errno != 0 {
+			return &resp, err
+		}
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// doInto is do answering in resp. A read's resp may come with room for its
+// data (Data of length 0 and the read's size as capacity): data that
+// comes as raw frames is read straight into it (fs/fsd, readData).
+func (c *Client) doInto(ctx context.Context, d Domain, method string, req *Req, resp *Resp) error {
 	if !d.Up {
-		return nil, fmt.Errorf("%s on %s: host %s is down: %w", method, d.Prefix, d.Host, syscall.EIO)
+		return fmt.Errorf("%s on %s: host %s is down: %w", method, d.Prefix, d.Host, syscall.EIO)
 	}
 	t := c.Timeout
 	if t <= 0 {
@@ -78,13 +92,13 @@ func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Re
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t)
 	defer cancel()
 	req.Prefix = d.Prefix
-	var resp Resp
-	if err := c.Call(ctx, d.Host, method, req, &resp); err != nil {
+	if err := c.Call(ctx, d.Host, method, req, resp); err != nil {
 		c.Log.Debug("fs: call failed", "server", d.Host, "method", method, "prefix", d.Prefix, "err", err)
-		return nil, fmt.Errorf("%s on %s at %s: %v: %w", method, d.Prefix, d.Host, err, syscall.EIO)
+		resp.Errno = 0
+		return fmt.Errorf("%s on %s at %s: %v: %w", method, d.Prefix, d.Host, err, syscall.EIO)
 	}
 	if resp.Errno != 0 {
-		return &resp, syscall.Errno(resp.Errno)
+		return syscall.Errno(resp.Errno)
 	}
 	if resp.Attr != nil {
 		resp.Attr.Ino = mixIno(d.Prefix, resp.Attr.Ino)
@@ -95,7 +109,7 @@ func (c *Client) do(ctx context.Context, d Domain, method string, req *Req) (*Re
 	for i := range resp.Entries {
 		resp.Entries[i].Ino = mixIno(d.Prefix, resp.Entries[i].Ino)
 	}
-	return &resp, nil
+	return nil
 }
 
 // mixIno makes a server's inode number unique across domains.
@@ -319,8 +333,13 @@ func (c *Client) Create(ctx context.Context, cr Cred, dir, name string, flags, m
 // parallel calls of a chunk each.
 const chunk = 256 << 10
 
-// Read reads up to size bytes at off.
-func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
+// Read reads up to len(dest) bytes at off. Data that comes from the
+// server in a call of its own is read into dest (the kernel's buffer for
+// the request: no buffer of its own to allocate, zero and collect); what
+// comes otherwise (this host's copy or write-behind buffer, a small read's
+// message) may be in another slice.
+func (c *Client) Read(ctx context.Context, h *Handle, off int64, dest []byte) ([]byte, error) {
+	size := len(dest)
 	if b, ok := h.wb.readOwn(off, size); ok {
 		return b, nil
 	}
@@ -329,7 +348,7 @@ func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]by
 	}
 	c.flushPath(ctx, h.path)
 	if size <= chunk {
-		return c.readChunk(ctx, h, off, size)
+		return c.readChunk(ctx, h, off, dest)
 	}
 	n := (size + chunk - 1) / chunk
 	parts := make([][]byte, n)
@@ -337,29 +356,35 @@ func (c *Client) Read(ctx context.Context, h *Handle, off int64, size int) ([]by
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			parts[i], errs[i] = c.readChunk(ctx, h, off+int64(i*chunk), min(chunk, size-i*chunk))
+			// Each part's room ends where the next begins.
+			parts[i], errs[i] = c.readChunk(ctx, h, off+int64(i*chunk), dest[i*chunk:min(size, (i+1)*chunk):min(size, (i+1)*chunk)])
 		})
 	}
 	wg.Wait()
-	out := make([]byte, 0, size)
+	got := 0
 	for i := range n {
 		if errs[i] != nil {
-			if len(out) > 0 {
-				return out, nil // a short read; the caller asks again
+			if got > 0 {
+				return dest[:got], nil // a short read; the caller asks again
 			}
 			return nil, errs[i]
 		}
-		out = append(out, parts[i]...)
+		if len(parts[i]) > 0 && &parts[i][0] != &dest[got] {
+			copy(dest[got:], parts[i])
+		}
+		got += len(parts[i])
 		if len(parts[i]) < min(chunk, size-i*chunk) {
 			break // end of file
 		}
 	}
-	return out, nil
+	return dest[:got], nil
 }
 
-func (c *Client) readChunk(ctx context.Context, h *Handle, off int64, size int) ([]byte, error) {
-	resp, err := c.do(ctx, h.Domain, MethodRead, &Req{Cred: h.Cred, Handle: h.ID, Offset: off, Size: int64(size)})
-	if err != nil {
+// readChunk reads len(room) bytes at off, into room when they come as raw
+// frames.
+func (c *Client) readChunk(ctx context.Context, h *Handle, off int64, room []byte) ([]byte, error) {
+	resp := Resp{Data: room[:0]}
+	if err := c.doInto(ctx, h.Domain, MethodRead, &Req{Cred: h.Cred, Handle: h.ID, Offset: off, Size: int64(len(room))}, &resp); err != nil {
 		return nil, err
 	}
 	return resp.Data, nil

@@ -221,7 +221,7 @@ func opRead(c *opCtx) (*Resp, error) {
 		return nil, err
 	}
 	size := min(max(c.req.Size, 0), maxReadBuf)
-	buf := getReadBuf(int(size))
+	buf := GetBuf(int(size))
 	n := 0
 	err = h.use(false, func(fd int) error {
 		for n < len(buf) {
@@ -240,31 +240,32 @@ func opRead(c *opCtx) (*Resp, error) {
 		return nil
 	})
 	if err != nil {
-		PutReadBuf(buf)
+		PutBuf(buf)
 		return nil, err
 	}
 	return &Resp{Data: buf[:n]}, nil
 }
 
-// readBufs recycles the buffers of large reads: a cold sequential read
-// asks for a MiB at a time, and a fresh buffer each time costs the
-// allocation, its zeroing and the garbage collector's work.
-var readBufs = sync.Pool{New: func() any { return new([maxReadBuf]byte) }}
+// ioBufs recycles the buffers of large reads' and writes' data: a cold
+// sequential read or write moves a MiB at a time, and a fresh buffer each
+// time costs the allocation, its zeroing and the garbage collector's work.
+var ioBufs = sync.Pool{New: func() any { return new([maxReadBuf]byte) }}
 
-// getReadBuf returns a buffer of size bytes for a read's data.
-func getReadBuf(size int) []byte {
+// GetBuf returns a buffer of size bytes (at most 2*MaxIO) for a read's or
+// a write's data: from the pool when larger than SessionIO.
+func GetBuf(size int) []byte {
 	if size <= SessionIO {
 		return make([]byte, size)
 	}
-	return readBufs.Get().(*[maxReadBuf]byte)[:size]
+	return ioBufs.Get().(*[maxReadBuf]byte)[:size]
 }
 
-// PutReadBuf gives back the Data of a fs.read Resp once it has been sent;
-// the Resp must not be used after. A buffer not from the pool is left to
-// the garbage collector.
-func PutReadBuf(b []byte) {
+// PutBuf gives back a buffer from GetBuf (the Data of a fs.read Resp, once
+// it has been sent); it must not be used after. A buffer not from the pool
+// is left to the garbage collector.
+func PutBuf(b []byte) {
 	if cap(b) == maxReadBuf {
-		readBufs.Put((*[maxReadBuf]byte)(b[:maxReadBuf]))
+		ioBufs.Put((*[maxReadBuf]byte)(b[:maxReadBuf]))
 	}
 }
 

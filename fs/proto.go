@@ -42,6 +42,10 @@ const (
 	// ahead of the reply (a Resp without Data): no encoding, fewer
 	// copies. A server that does not know it is asked fs.read instead.
 	MethodReadData = "fs.readdata"
+	// MethodWriteData is fs.write whose data follows the arguments (a Req
+	// with Size for the data's length and no Data) as raw data frames. A
+	// server that does not know it is asked fs.write instead.
+	MethodWriteData = "fs.writedata"
 	// MethodSession is one long-lived streaming call per client and server
 	// that carries small requests (everything but reads and writes larger
 	// than SessionIO), so that each costs a message rather than a new

@@ -138,7 +138,7 @@ func TestWriteBehindSeenByThisHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Release(ctx, r, true)
-	if b, err := c.Read(ctx, r, 0, 64); err != nil || string(b) != "HELLO world" {
+	if b, err := c.Read(ctx, r, 0, make([]byte, 64)); err != nil || string(b) != "HELLO world" {
 		t.Fatalf("read through another descriptor: %q, %v", b, err)
 	}
 	// A read-modify-write through the writing descriptor, as an
@@ -149,7 +149,7 @@ func TestWriteBehindSeenByThisHost(t *testing.T) {
 		writev, reads := w.count(MethodWriteV), w.count(MethodRead)
 		for i := range 10 {
 			c.Write(ctx, h, int64(i), []byte("*"))
-			if b, err := c.Read(ctx, h, 0, 64); err != nil || string(b[:i+1]) != strings.Repeat("*", i+1) {
+			if b, err := c.Read(ctx, h, 0, make([]byte, 64)); err != nil || string(b[:i+1]) != strings.Repeat("*", i+1) {
 				t.Fatalf("read back after write %d: %q, %v", i, b, err)
 			}
 		}
@@ -309,11 +309,11 @@ func TestWriteBehindRecalledByAnotherHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Release(ctx, hb, true)
-	if got, err := b.Read(ctx, hb, 0, 64); err != nil || string(got) != "first" {
+	if got, err := b.Read(ctx, hb, 0, make([]byte, 64)); err != nil || string(got) != "first" {
 		t.Fatalf("h3 read %q, %v; want h2's unclosed write", got, err)
 	}
 	a.Write(ctx, ha, 0, []byte("SECOND"))
-	if got, err := b.Read(ctx, hb, 0, 64); err != nil || string(got) != "SECOND" {
+	if got, err := b.Read(ctx, hb, 0, make([]byte, 64)); err != nil || string(got) != "SECOND" {
 		t.Fatalf("h3 read %q, %v after h2's write during the sharing; want it at once", got, err)
 	}
 }

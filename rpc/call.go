@@ -49,7 +49,11 @@ func (c *Call) Send(v any) error { return sendMsg(c.conn, v, c.limit) }
 func (c *Call) SendData(b []byte) error { return wire.WriteFrame(c.conn, wire.FrameData, b, c.limit) }
 
 // Recv reads the caller's next FrameMsg or FrameData; io.EOF after FrameEnd.
-func (c *Call) Recv() (wire.Frame, error) { return recvFrame(c.conn, c.limit) }
+func (c *Call) Recv() (wire.Frame, error) { return recvFrame(c.conn, c.limit, nil) }
+
+// RecvInto is Recv reading a frame's payload into room when it fits
+// (wire.ReadFrameInto).
+func (c *Call) RecvInto(room []byte) (wire.Frame, error) { return recvFrame(c.conn, c.limit, room) }
 
 // ServeStream serves the one call carried by conn and closes it. It returns
 // an error only when the peer broke the protocol or the stream failed; a
@@ -121,8 +125,8 @@ func sendMsg(w io.Writer, v any, limit int) error {
 }
 
 // recvFrame reads a FrameMsg or FrameData; FrameEnd gives io.EOF.
-func recvFrame(r io.Reader, limit int) (wire.Frame, error) {
-	f, err := wire.ReadFrame(r, limit)
+func recvFrame(r io.Reader, limit int, room []byte) (wire.Frame, error) {
+	f, err := wire.ReadFrameInto(r, limit, room)
 	if err != nil {
 		return f, err
 	}

@@ -78,8 +78,12 @@ func (s *ClientStream) CloseSend() error {
 
 // Recv returns the handler's next FrameMsg or FrameData. When the handler
 // has finished it returns io.EOF and the reply is read with Finish.
-func (s *ClientStream) Recv() (wire.Frame, error) {
-	f, err := wire.ReadFrame(s.conn, s.limit)
+func (s *ClientStream) Recv() (wire.Frame, error) { return s.RecvInto(nil) }
+
+// RecvInto is Recv reading a frame's payload into room when it fits
+// (wire.ReadFrameInto).
+func (s *ClientStream) RecvInto(room []byte) (wire.Frame, error) {
+	f, err := wire.ReadFrameInto(s.conn, s.limit, room)
 	if err != nil {
 		return f, ctxErr(s.ctx, err)
 	}

@@ -69,12 +69,32 @@ func WriteFrame(w io.Writer, typ byte, payload []byte, limit int) error {
 	if typ == 0 || typ > frameMax {
 		return fmt.Errorf("write frame: unknown type %d: %w", typ, ErrBadHeader)
 	}
+	if len(payload) >= bulkFrame {
+		var h [HeaderSize]byte
+		putHeader(h[:], typ, len(payload))
+		if _, err := w.Write(h[:]); err != nil {
+			return err
+		}
+		_, err := w.Write(payload)
+		return err
+	}
 	buf := make([]byte, HeaderSize+len(payload))
-	buf[0], buf[1], buf[2], buf[3] = Magic, Version, typ, 0
-	binary.BigEndian.PutUint32(buf[4:8], uint32(len(payload)))
+	putHeader(buf, typ, len(payload))
 	copy(buf[HeaderSize:], payload)
 	_, err := w.Write(buf)
 	return err
+}
+
+// bulkFrame is the payload size from which WriteFrame writes the header
+// and the payload apart, rather than copying both into one buffer first:
+// a read's 256 KiB of data cost a fresh buffer and a copy per frame (most
+// of what a cold read allocated on the server). A small frame stays one
+// write, so that it goes out in one packet.
+const bulkFrame = 16 << 10
+
+func putHeader(h []byte, typ byte, n int) {
+	h[0], h[1], h[2], h[3] = Magic, Version, typ, 0
+	binary.BigEndian.PutUint32(h[4:8], uint32(n))
 }
 
 // ParseHeader checks an 8-byte header and returns the type and payload length.
@@ -105,7 +125,14 @@ func ParseHeader(h []byte, limit int) (typ byte, n int, err error) {
 }
 
 // ReadFrame reads one frame whose payload is at most limit bytes.
-func ReadFrame(r io.Reader, limit int) (Frame, error) {
+func ReadFrame(r io.Reader, limit int) (Frame, error) { return ReadFrameInto(r, limit, nil) }
+
+// ReadFrameInto is ReadFrame reading the payload into room when it fits
+// (Payload is then room[:n]), into a new buffer otherwise. A reader of
+// bulk data passes the memory the data is going to: a fresh buffer per
+// frame costs its allocation, its zeroing and, on a virtual machine, the
+// host's faults on pages the guest's garbage collector gave back.
+func ReadFrameInto(r io.Reader, limit int, room []byte) (Frame, error) {
 	var h [HeaderSize]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return Frame{}, err
@@ -114,7 +141,12 @@ func ReadFrame(r io.Reader, limit int) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	p := make([]byte, n)
+	var p []byte
+	if n <= len(room) {
+		p = room[:n]
+	} else {
+		p = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, p); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF

@@ -29,6 +29,38 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestBulkFrameIsTheSameFrame: a payload of bulkFrame bytes or more is
+// written as two writes (header, payload) and must give the same bytes as
+// the one-buffer path; ReadFrameInto puts a payload that fits into the
+// room it is given and one that does not into a buffer of its own.
+func TestBulkFrameIsTheSameFrame(t *testing.T) {
+	p := bytes.Repeat([]byte("0123456789"), bulkFrame/10+1)
+	var split, whole bytes.Buffer
+	if err := WriteFrame(&split, FrameData, p, 0); err != nil {
+		t.Fatal(err)
+	}
+	whole.Write([]byte{Magic, Version, FrameData, 0, 0, 0, byte(len(p) >> 8), byte(len(p))})
+	whole.Write(p)
+	if !bytes.Equal(split.Bytes(), whole.Bytes()) {
+		t.Fatalf("a %d-byte frame written in two parts differs from the frame", len(p))
+	}
+	room := make([]byte, len(p)+5)
+	f, err := ReadFrameInto(bytes.NewReader(split.Bytes()), 0, room)
+	if err != nil || !bytes.Equal(f.Payload, p) {
+		t.Fatalf("read into room: %d bytes, %v", len(f.Payload), err)
+	}
+	if &f.Payload[0] != &room[0] {
+		t.Fatal("a payload that fits was not read into the room")
+	}
+	f, err = ReadFrameInto(bytes.NewReader(split.Bytes()), 0, room[:len(p)-1])
+	if err != nil || !bytes.Equal(f.Payload, p) {
+		t.Fatalf("read past a short room: %d bytes, %v", len(f.Payload), err)
+	}
+	if &f.Payload[0] == &room[0] {
+		t.Fatal("a payload larger than the room was written into it")
+	}
+}
+
 func TestOversizedFrameRefused(t *testing.T) {
 	var buf bytes.Buffer
 	if err := WriteFrame(&buf, FrameData, make([]byte, 101), 100); !errors.Is(err, ErrTooLarge) {

@@ -21,9 +21,7 @@ package fsd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -144,6 +142,7 @@ func (s *Service) register() {
 		}))
 	}
 	s.d.Mux.Handle(fs.MethodReadData, s.serveRead)
+	s.d.Mux.Handle(fs.MethodWriteData, s.serveWrite)
 	s.d.Mux.Handle(fs.MethodExports, rpc.Unary(func(context.Context, rpc.Peer, struct{}) ([]fs.Exported, error) {
 		return s.server.Exports(), nil
 	}))
@@ -220,84 +219,11 @@ func (s *Service) call(ctx context.Context, host, method string, req *fs.Req, re
 		}
 		s.log.Debug("fs: no session; one call on its own stream", "server", host, "err", err)
 	}
-	if method == fs.MethodRead {
+	switch method {
+	case fs.MethodRead:
 		return s.readCall(ctx, host, info.Addr, req, resp)
+	case fs.MethodWrite:
+		return s.writeCall(ctx, host, info.Addr, req, resp)
 	}
 	return s.d.Node.Call(ctx, host, info.Addr, method, req, resp)
-}
-
-// Reads on a stream of their own go as fs.readdata: the server sends the
-// data as raw data frames ahead of its reply, a Resp without Data. Raw
-// frames spare both sides the CBOR encoding of the bytes and its copies;
-// a cold sequential read is bound by the CPU.
-
-// readCall is the client's side; a server that does not know fs.readdata
-// is asked fs.read.
-func (s *Service) readCall(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
-	err := s.readData(ctx, host, addr, req, resp)
-	if rpc.CodeOf(err) == wire.CodeNoMethod {
-		return s.d.Node.Call(ctx, host, addr, fs.MethodRead, req, resp)
-	}
-	return err
-}
-
-func (s *Service) readData(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
-	cs, err := s.d.Node.Open(ctx, host, addr, fs.MethodReadData, req)
-	if err != nil {
-		return err
-	}
-	// The server reads nothing but the call's arguments; a failed half
-	// close is not an error, the reply says how the call went.
-	_ = cs.CloseSend()
-	var data []byte
-	for {
-		f, err := cs.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			cs.Finish(nil)
-			return fmt.Errorf("fs.readdata: receive data: %w", err)
-		}
-		if f.Type != wire.FrameData {
-			cs.Finish(nil)
-			return errors.New("fs.readdata: a message frame among the data: the server broke the protocol")
-		}
-		if data == nil {
-			data = f.Payload
-		} else {
-			data = append(data, f.Payload...)
-		}
-		if len(data) > int(req.Size) {
-			cs.Finish(nil)
-			return fmt.Errorf("fs.readdata: %d bytes for a read of %d: the server broke the protocol", len(data), req.Size)
-		}
-	}
-	if err := cs.Finish(resp); err != nil {
-		return err
-	}
-	resp.Data = data
-	return nil
-}
-
-// serveRead is the server's side of fs.readdata.
-func (s *Service) serveRead(ctx context.Context, c *rpc.Call) error {
-	var req fs.Req
-	if err := c.Args(&req); err != nil {
-		return err
-	}
-	resp, err := s.server.Serve(ctx, c.Peer.Host, fs.MethodRead, &req)
-	if err != nil {
-		return rpc.Errorf(wire.CodeBadRequest, "%v", err)
-	}
-	data := resp.Data
-	resp.Data = nil
-	if len(data) > 0 {
-		err = c.SendData(data)
-	}
-	fs.PutReadBuf(data)
-	if err != nil {
-		return fmt.Errorf("fs.readdata: send data: %w", err)
-	}
-	return c.SetResult(resp)
 }

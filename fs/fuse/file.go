@@ -162,7 +162,7 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 		}
 		return fuse.ReadResultData(f.synth[off:min(int64(len(f.synth)), off+int64(len(dest)))]), 0
 	}
-	b, err := f.m.c.Read(ctx, f.h, off, len(dest))
+	b, err := f.m.c.Read(ctx, f.h, off, dest)
 	if err != nil {
 		return nil, errno(err)
 	}
