@@ -108,6 +108,9 @@ func (c *Client) doInto(ctx context.Context, d Domain, method string, req *Req, 
 	}
 	for i := range resp.Entries {
 		resp.Entries[i].Ino = mixIno(d.Prefix, resp.Entries[i].Ino)
+		if a := resp.Entries[i].Attr; a != nil {
+			a.Ino = mixIno(d.Prefix, a.Ino)
+		}
 	}
 	return nil
 }

@@ -208,7 +208,7 @@ func (c *Client) readdir(ctx context.Context, cr Cred, p string) ([]Dirent, erro
 func (c *Client) readRemoteDir(ctx context.Context, cr Cred, r Route) ([]Dirent, error) {
 	var out []Dirent
 	for {
-		resp, err := c.do(ctx, r.Domain, MethodReaddir, &Req{Cred: cr, Path: r.Rel, Offset: int64(len(out))})
+		resp, err := c.do(ctx, r.Domain, MethodReaddir, &Req{Cred: cr, Path: r.Rel, Offset: int64(len(out)), Flags: ReaddirAttrs})
 		if err != nil {
 			return nil, err
 		}

@@ -192,6 +192,29 @@ func (e *export) readDir(rel string) ([]Dirent, error) {
 	}
 }
 
+// statEntries sets the Attr of each of directory rel's entries ents, as
+// lstatX would; an entry that cannot be stated (gone meanwhile, or a
+// directory the caller may not search) keeps none.
+func (e *export) statEntries(rel string, ents []Dirent) {
+	pfd, err := e.openDir(rel)
+	if err != nil {
+		return
+	}
+	defer unix.Close(pfd)
+	dir := procPath(pfd) + "/"
+	for i := range ents {
+		var st unix.Stat_t
+		if unix.Fstatat(pfd, ents[i].Name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+			continue
+		}
+		a := e.attr(&st)
+		if n, err := unix.Llistxattr(dir+ents[i].Name, nil); err == nil && n == 0 {
+			a.NoXattr = true
+		}
+		ents[i].Attr = a
+	}
+}
+
 // isEmptyDir reports whether directory rel holds no entry.
 func (e *export) isEmptyDir(rel string) bool {
 	fd, err := e.open(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)

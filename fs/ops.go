@@ -214,7 +214,19 @@ func opReaddir(c *opCtx) (*Resp, error) {
 	}
 	off := min(max(c.req.Offset, 0), int64(len(ents)))
 	end := min(off+DirPage, int64(len(ents)))
-	r := &Resp{Entries: ents[off:end], N: int64(len(ents))}
+	page := ents[off:end]
+	if c.req.Flags&ReaddirAttrs != 0 && len(page) > 0 {
+		// Asked about before the stats (a change meanwhile reaches the
+		// client) and after (its time counts from the reply).
+		items := make([]Item, len(page))
+		for i, d := range page {
+			items[i] = Item{Prefix: c.req.Prefix, Path: joinPath(c.req.Path, d.Name)}
+		}
+		c.s.note.saw(c.client, items...)
+		c.as(func() error { c.e.statEntries(c.req.Path, page); return nil })
+		c.s.note.saw(c.client, items...)
+	}
+	r := &Resp{Entries: page, N: int64(len(ents))}
 	if end < int64(len(ents)) {
 		r.Flags = DirMore
 	}

@@ -218,7 +218,17 @@ type Dirent struct {
 	Name string `cbor:"1,keyasint"`
 	Ino  uint64 `cbor:"2,keyasint"`
 	Type uint8  `cbor:"3,keyasint"` // DT_* from dirent.h
+	// Attr is the entry's attributes, as a lookup of it answers (NoXattr
+	// included), when the fs.readdir asked for them (ReaddirAttrs) and
+	// the caller may search the directory; nil otherwise.
+	Attr *Attr `cbor:"4,keyasint,omitempty"`
 }
+
+// ReaddirAttrs (Req.Flags of an fs.readdir) asks for each entry's
+// attributes: `ls -l` of a directory is then one call, not one lookup
+// per name. The server counts the client as asking about every entry
+// (fs/interest.go), so a change of one reaches it.
+const ReaddirAttrs = 1
 
 // Statfs is a domain's file system usage.
 type Statfs struct {

@@ -10,15 +10,21 @@ import (
 	"sprite/wire"
 )
 
+// benchNodes starts two nodes, a (the caller) and b, on loopback; they
+// stop when b's benchmark ends.
+func benchNodes(b *testing.B) (a, srv *Node) {
+	t := &testing.T{}
+	c := newCluster(t)
+	a = startNode(t, c.identity(t, "a", 0, time.Hour), nil)
+	srv = startNode(t, c.identity(t, "b", 0, time.Hour), nil)
+	b.Cleanup(func() { a.Close(); srv.Close() })
+	return a, srv
+}
+
 // BenchmarkCall measures one unary call between two nodes on loopback; the
 // cross-host figure, beside TCP+TLS, is bench/transport's.
 func BenchmarkCall(b *testing.B) {
-	c := newCluster(&testing.T{})
-	t := &testing.T{}
-	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
-	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
-	defer a.Close()
-	defer srv.Close()
+	a, srv := benchNodes(b)
 	ctx := context.Background()
 	for b.Loop() {
 		if err := a.Call(ctx, "b", srv.Addr().String(), "test.echo", echoArgs{"x"}, nil); err != nil {
@@ -30,12 +36,7 @@ func BenchmarkCall(b *testing.B) {
 // BenchmarkStreamRoundTrip measures one data frame's round trip on an open
 // streaming call: the floor under BenchmarkCall without a stream per call.
 func BenchmarkStreamRoundTrip(b *testing.B) {
-	t := &testing.T{}
-	c := newCluster(t)
-	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
-	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
-	defer a.Close()
-	defer srv.Close()
+	a, srv := benchNodes(b)
 	srv.cfg.Mux.Handle("test.echo-stream", echoFrames)
 	s, err := a.Open(context.Background(), "b", srv.Addr().String(), "test.echo-stream", nil)
 	if err != nil {
@@ -59,12 +60,7 @@ func BenchmarkStreamRoundTrip(b *testing.B) {
 // buffer (Recv) or into the reader's own (RecvInto, as fs.Client.Read
 // does with the kernel's buffer).
 func BenchmarkReadData(b *testing.B) {
-	t := &testing.T{}
-	c := newCluster(t)
-	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
-	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
-	defer a.Close()
-	defer srv.Close()
+	a, srv := benchNodes(b)
 	const size = 256 << 10
 	data := make([]byte, size)
 	srv.cfg.Mux.Handle("test.pour", func(_ context.Context, call *rpc.Call) error {
@@ -106,12 +102,7 @@ func BenchmarkReadData(b *testing.B) {
 // framed, read and decoded into buffers of their own) or as a raw data
 // frame after them, read into the server's reused buffer (fs.writedata).
 func BenchmarkWriteData(b *testing.B) {
-	t := &testing.T{}
-	c := newCluster(t)
-	a := startNode(t, c.identity(t, "a", 0, time.Hour), nil)
-	srv := startNode(t, c.identity(t, "b", 0, time.Hour), nil)
-	defer a.Close()
-	defer srv.Close()
+	a, srv := benchNodes(b)
 	const size = 256 << 10
 	type writeArgs struct {
 		Data []byte `cbor:"1,keyasint"`

@@ -13,6 +13,8 @@
 //   - sequential read of it with every cache dropped (cold), and again (warm)
 //   - untar of a real source tree (Debian's zlib source) and its configure
 //   - a null make (nothing to rebuild) in that tree, median of 5
+//   - ls -l of a directory of 1000 files made on the serving host's own
+//     disk (h2's for local, h1's for sprite and sshfs): no cache has it
 //
 // Every time is taken inside h2 (no lab exec overhead). It prints a table
 // and writes docs/bench/fs.md. The lab is torn down at the end.
@@ -44,6 +46,8 @@ const (
 
 type target struct {
 	name, dir string
+	// server and its dir: where the files dir shows are on disk
+	server, serverDir string
 }
 
 func main() {
@@ -127,9 +131,9 @@ func runBench(mib int, src, out string) error {
 		return err
 	}
 	targets := []target{
-		{"local disk (h2)", "/home/alice/bench"},
-		{"sprite (/sprite/home/h1)", "/sprite/home/h1/alice/bench"},
-		{"sshfs (h1 over ssh)", "/tmp/sshfs/bench"},
+		{"local disk (h2)", "/home/alice/bench", "h2", "/home/alice/bench"},
+		{"sprite (/sprite/home/h1)", "/sprite/home/h1/alice/bench", "h1", "/home/alice/bench"},
+		{"sshfs (h1 over ssh)", "/tmp/sshfs/bench", "h1", "/home/alice/bench"},
 	}
 	res := map[string]map[string]float64{}
 	for _, t := range targets {
@@ -229,6 +233,16 @@ func measure(t target, mib int) (map[string]float64, error) {
 	}
 	sort.Float64s(nulls)
 	r["nullmake"] = nulls[2]
+	// As root, then given to alice: through sshfs, whose ssh user is
+	// root, the bench directory on h1 is root's.
+	if err := sh(t.server, "", "mkdir "+t.serverDir+"/ls && cd "+t.serverDir+"/ls && for i in $(seq 1000); do echo $i > f$i; done && chown -R alice: ."); err != nil {
+		return nil, err
+	}
+	lsl, err := timed("ls -l " + t.dir + "/ls >/dev/null")
+	if err != nil {
+		return nil, err
+	}
+	r["lsl"] = lsl.Seconds()
 	sh("h2", "alice", "rm -rf "+t.dir)
 	return r, nil
 }
@@ -288,8 +302,9 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 	secs("untar zlib source", "untar")
 	secs("configure + make -j2", "build")
 	secs("null make (median of 5)", "nullmake")
+	secs("ls -l of 1000 new files", "lsl")
 	fmt.Fprintf(&b, "\nGoals (brief): sequential read >= 70%% of local and >= 2x sshfs; "+
-		"metadata-heavy work (untar, null make) within 2x of local and >= 2x faster than sshfs.\n")
+		"metadata-heavy work (untar, null make, ls -l) within 2x of local and >= 2x faster than sshfs.\n")
 	goal := func(ok bool) string {
 		if ok {
 			return "met"
@@ -303,6 +318,8 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 	fmt.Fprintf(&b, "| untar >= 2x faster than sshfs | %.2fx: %s |\n", ssh["untar"]/spr["untar"], goal(ssh["untar"] >= 2*spr["untar"]))
 	fmt.Fprintf(&b, "| null make within 2x of local | %.1fx: %s |\n", spr["nullmake"]/local["nullmake"], goal(spr["nullmake"] <= 2*local["nullmake"]))
 	fmt.Fprintf(&b, "| null make >= 2x faster than sshfs | %.2fx: %s |\n", ssh["nullmake"]/spr["nullmake"], goal(ssh["nullmake"] >= 2*spr["nullmake"]))
+	fmt.Fprintf(&b, "| ls -l within 2x of local | %.1fx: %s |\n", spr["lsl"]/local["lsl"], goal(spr["lsl"] <= 2*local["lsl"]))
+	fmt.Fprintf(&b, "| ls -l >= 2x faster than sshfs | %.2fx: %s |\n", ssh["lsl"]/spr["lsl"], goal(ssh["lsl"] >= 2*spr["lsl"]))
 	b.WriteString(notes)
 	return b.String()
 }

@@ -28,11 +28,17 @@ import (
 // machine, the host's faults on pages the garbage collector gave back.
 // A server that does not know either method is asked fs.read or fs.write.
 
-// readCall is the client's side of fs.readdata.
-func (s *Service) readCall(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
-	err := s.readData(ctx, host, addr, req, resp)
+// bulkCall is the client's side of a read (fs.readdata) or a write
+// (fs.writedata) of more than fs.SessionIO: method is fs.read or
+// fs.write, which a server that knows neither is asked instead.
+func (s *Service) bulkCall(ctx context.Context, host, addr, method string, req *fs.Req, resp *fs.Resp) error {
+	data := s.readData
+	if method == fs.MethodWrite {
+		data = s.writeData
+	}
+	err := data(ctx, host, addr, req, resp)
 	if rpc.CodeOf(err) == wire.CodeNoMethod {
-		return s.d.Node.Call(ctx, host, addr, fs.MethodRead, req, resp)
+		return s.d.Node.Call(ctx, host, addr, method, req, resp)
 	}
 	return err
 }
@@ -100,15 +106,6 @@ func (s *Service) serveRead(ctx context.Context, c *rpc.Call) error {
 		return fmt.Errorf("fs.readdata: send data: %w", err)
 	}
 	return c.SetResult(resp)
-}
-
-// writeCall is the client's side of fs.writedata.
-func (s *Service) writeCall(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {
-	err := s.writeData(ctx, host, addr, req, resp)
-	if rpc.CodeOf(err) == wire.CodeNoMethod {
-		return s.d.Node.Call(ctx, host, addr, fs.MethodWrite, req, resp)
-	}
-	return err
 }
 
 func (s *Service) writeData(ctx context.Context, host, addr string, req *fs.Req, resp *fs.Resp) error {

@@ -219,11 +219,8 @@ func (s *Service) call(ctx context.Context, host, method string, req *fs.Req, re
 		}
 		s.log.Debug("fs: no session; one call on its own stream", "server", host, "err", err)
 	}
-	switch method {
-	case fs.MethodRead:
-		return s.readCall(ctx, host, info.Addr, req, resp)
-	case fs.MethodWrite:
-		return s.writeCall(ctx, host, info.Addr, req, resp)
+	if method == fs.MethodRead || method == fs.MethodWrite {
+		return s.bulkCall(ctx, host, info.Addr, method, req, resp)
 	}
 	return s.d.Node.Call(ctx, host, info.Addr, method, req, resp)
 }

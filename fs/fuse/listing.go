@@ -1,9 +1,12 @@
 package fusefs
 
 import (
+	"context"
 	"slices"
+	"syscall"
 	"time"
 
+	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"sprite/fs"
@@ -27,6 +30,17 @@ import (
 // while it is listed), and it answers only the user (uid, gid and groups)
 // it was read for: another user's readdir goes to the server, which
 // checks that user's permission itself.
+//
+// The server sends each entry's attributes with the listing (as a lookup
+// answers them, fs.ReaddirAttrs) and counts this host as asking about
+// every entry, so a change of one made elsewhere reaches it; an
+// invalidation of an entry walks to its directory's node and drops the
+// listing. While the listing is good, the same user's lookups in the
+// directory are answered from it (a name not listed is not there):
+// `ls -l` of a thousand names is one call, not a thousand and one. This
+// host's own changes are not told to it, so the attributes answer only
+// while it has changed nothing at all since the readdir and holds nothing
+// open for writing (listedAttr: Mount.changes, Mount.volatile).
 //
 // Only directories whose every entry comes from one domain's server are
 // kept (fs.Client.ListingNotified): where the prefix table adds names, they
@@ -61,6 +75,11 @@ type listing struct {
 	ents []fuse.DirEntry // never changed once kept
 	cred fs.Cred         // whom they were read for
 	at   time.Time       // when they were asked for
+	// attrs holds every entry's attributes when the server sent them
+	// all (fs.ReaddirAttrs) and no handle on this host was open for
+	// writing; changes is Mount.changes when the readdir was sent.
+	attrs   map[string]*fs.Attr
+	changes uint64
 }
 
 // cachedListing returns the entries kept for cr, if still good.
@@ -81,6 +100,62 @@ func (n *node) cachedListing(cr fs.Cred) []fuse.DirEntry {
 	return l.ents
 }
 
+// listedAttr answers a lookup of name in directory n for cr from n's kept
+// listing, if it has the entries' attributes and they are still good: a
+// (nil: no such name, the listing has every name) and how much longer the
+// kernel may keep the answer. ok is false when the server must be asked.
+//
+// The server counts this host as asking about every entry it listed with
+// attributes, so a change of one made elsewhere reaches this host, and
+// its invalidation drops the listing (an invalidation of an entry walks
+// to its directory's node). A change this host makes (to the directory,
+// an entry, any file: every node.dropListing), an open or close for
+// writing, moves Mount.changes, and then no listing's attributes answer
+// until read again; nor while a handle here may write unseen
+// (Mount.volatile), whose writes the server may not have yet.
+func (n *node) listedAttr(name string, cr fs.Cred) (a *fs.Attr, at time.Time, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := n.listing
+	if l == nil || l.attrs == nil || name == "." || name == ".." {
+		return nil, time.Time{}, false
+	}
+	if time.Since(l.at) >= CacheTimeout || l.changes != n.m.changes.Load() || n.m.volatile.Load() != 0 ||
+		l.cred.UID != cr.UID || l.cred.GID != cr.GID || !slices.Equal(l.cred.Groups, cr.Groups) {
+		return nil, time.Time{}, false
+	}
+	return l.attrs[name], l.at, true
+}
+
+// lookupListed is Lookup answered by listedAttr, when it can: a name
+// not in the listing is not there, one in it has the listed attributes;
+// the kernel keeps either answer only for what is left of the listing's
+// time. ok is false when the server must be asked.
+func (n *node) lookupListed(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno, bool) {
+	x := n.xattrStart(name)
+	a, at, ok := n.listedAttr(name, n.m.cred(ctx))
+	if !ok {
+		return nil, 0, false
+	}
+	left := CacheTimeout - time.Since(at)
+	if left <= 0 {
+		return nil, 0, false
+	}
+	if a == nil {
+		out.SetEntryTimeout(left)
+		return nil, syscall.ENOENT, true
+	}
+	attr := *a // the listing's own is never changed
+	ch := n.newChild(ctx, &attr, fs.RouteDomain, out)
+	out.SetEntryTimeout(left)
+	out.SetAttrTimeout(left)
+	if attr.NoXattr {
+		x.at = at // the server counts this host as asking from then
+		x.noXattr(ch, attr.Ino)
+	}
+	return ch, 0, true
+}
+
 // listStart notes a readdir or getattr about to ask the server;
 // keepListing and keepAttr take what it returns.
 func (n *node) listStart() (gen uint64) {
@@ -93,19 +168,20 @@ func (n *node) listStart() (gen uint64) {
 // directory was invalidated or changed since listStart returned gen (the
 // reply may predate that change). An invalidation that arrives after this
 // drops what was kept.
-func (n *node) keepListing(ents []fuse.DirEntry, cr fs.Cred, at time.Time, gen uint64) {
+func (n *node) keepListing(l *listing, gen uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.listGen != gen || n.changing > 0 {
 		return
 	}
-	n.listing = &listing{ents: ents, cred: cr, at: at}
+	n.listing = l
 }
 
 // dropListing forgets n's listing and kept attributes; n.mu is held.
 func (n *node) dropListing() {
 	n.listing, n.attr = nil, nil
 	n.listGen++
+	n.m.changes.Add(1)
 }
 
 // keptAttr returns n's attributes kept from its last Getattr or open, if

@@ -43,6 +43,14 @@ type Mount struct {
 	// host made in it while the count stays what it was when its mkdir was
 	// sent (node.fresh).
 	invals atomic.Uint64
+	// changes counts what may make an entry's attributes in a kept
+	// listing stale on this host (every node.dropListing: a change from
+	// this host, an open or close for writing, an invalidation), and
+	// volatile the handles open for writing or under sharing on this
+	// host (node.volatile, summed): a listing's attributes answer a
+	// lookup only while neither has moved since the readdir (listing.go).
+	changes  atomic.Uint64
+	volatile atomic.Int64
 }
 
 // MountAt mounts c's namespace at dir, creating dir if it is missing and

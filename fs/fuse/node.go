@@ -245,6 +245,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	if n.absent(name) && n.m.c.InDomain(n.child(name)) {
 		return nil, syscall.ENOENT
 	}
+	if ch, errno, ok := n.lookupListed(ctx, name, out); ok {
+		return ch, errno
+	}
 	x := n.xattrStart(name)
 	e, err := n.m.c.Lookup(ctx, n.m.cred(ctx), n.path(), name)
 	if err != nil {
@@ -453,17 +456,28 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		}
 	}
 	gen := n.listStart()
+	changes, quiet := n.m.changes.Load(), n.m.volatile.Load() == 0
 	at := time.Now()
 	ents, err := n.m.c.Readdir(ctx, cr, n.path())
 	if err != nil {
 		return nil, errno(err)
 	}
 	list := make([]fuse.DirEntry, len(ents))
+	attrs := make(map[string]*fs.Attr, len(ents))
 	for i, e := range ents {
 		list[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
+		if e.Attr != nil {
+			attrs[e.Name] = e.Attr
+		} else if e.Name != "." && e.Name != ".." {
+			quiet = false // not all of them: ask the server
+		}
 	}
 	if keep {
-		n.keepListing(list, cr, at, gen)
+		l := &listing{ents: list, cred: cr, at: at}
+		if quiet {
+			l.attrs, l.changes = attrs, changes
+		}
+		n.keepListing(l, gen)
 	}
 	return gofs.NewListDirStream(list), 0
 }

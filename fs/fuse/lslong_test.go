@@ -1,0 +1,107 @@
+package fusefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sprite/fs"
+)
+
+// TestLsLongCostsOneCall: `ls -l` of a directory another host serves
+// (readdir, then an lstat and the security label of every name) is one
+// fs.readdir with every entry's attributes, not a lookup and a getxattr
+// per name; a name not listed is not there, without a call. What it shows
+// is the server's disk, and stays so: a change there reaches this host,
+// and after a change from this host the lookups go to the server again.
+func TestLsLongCostsOneCall(t *testing.T) {
+	mnt, back, count, reset := countingMount(t)
+	const n = 40
+	if err := os.Mkdir(filepath.Join(back, "many"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		f := filepath.Join(back, "many", fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(f, make([]byte, i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, 0o666); err != nil { // root is nobody through the mount
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(mnt, "d", "many")
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != n {
+		t.Fatalf("readdir: %d entries, %v; want %d", len(ents), err, n)
+	}
+	label := make([]byte, 256)
+	for i := range n / 2 { // half of them: the rest stay unlooked-up
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		st, err := os.Lstat(p)
+		if err != nil || st.Size() != int64(i) || st.Mode().Perm() != 0o666 {
+			t.Fatalf("lstat %s: %v, %v; want %d bytes, mode 0666", p, st, err, i)
+		}
+		if _, err := unix.Lgetxattr(p, "security.selinux", label); !errors.Is(err, unix.ENODATA) {
+			t.Fatalf("getxattr %s: %v, want ENODATA", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "nosuch")); !os.IsNotExist(err) {
+		t.Fatalf("lstat of a name not listed: %v, want ENOENT", err)
+	}
+	if r, l, x := count(fs.MethodReaddir), count(fs.MethodLookup), count(fs.MethodGetxattr); r != 1 || l != 0 || x != 0 {
+		t.Errorf("ls -l of %d names and a missing one: %d fs.readdir, %d fs.lookup, %d fs.getxattr calls; want one readdir and nothing else", n/2, r, l, x)
+	}
+
+	// A change on the server's disk, of a listed name and a new one.
+	if err := os.WriteFile(filepath.Join(back, "many", "f3"), []byte("grown"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(back, "many", "nosuch"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new size of f3 and the new name", func() bool {
+		st, err := os.Lstat(filepath.Join(dir, "f3"))
+		_, err2 := os.Lstat(filepath.Join(dir, "nosuch"))
+		return err == nil && st.Size() == 5 && err2 == nil
+	})
+
+	// A change from this host: a file written here. Lookups ask again.
+	if _, err := os.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f30"), []byte("written here"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	st, err := os.Lstat(filepath.Join(dir, "f31"))
+	if err != nil || st.Size() != 31 {
+		t.Fatalf("lstat f31: %v, %v", st, err)
+	}
+	if l := count(fs.MethodLookup); l != 1 {
+		t.Errorf("a lookup after this host wrote a file: %d fs.lookup calls, want 1 (the listing's attributes may predate the write)", l)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, "f30")); err != nil || st.Size() != int64(len("written here")) {
+		t.Errorf("f30 after its write here: %v, %v", st, err)
+	}
+}
+
+// waitFor polls cond for up to two seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not seen within 2s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
