@@ -386,7 +386,7 @@ func (c *Client) Read(ctx context.Context, h *Handle, off int64, dest []byte) ([
 // readChunk reads len(room) bytes at off, into room when they come as raw
 // frames.
 func (c *Client) readChunk(ctx context.Context, h *Handle, off int64, room []byte) ([]byte, error) {
-	resp := Resp{Data: room[:0]}
+	resp := Resp{Data: room[:0:len(room)]} // never past the room, whatever the server sends
 	if err := c.doInto(ctx, h.Domain, MethodRead, &Req{Cred: h.Cred, Handle: h.ID, Offset: off, Size: int64(len(room))}, &resp); err != nil {
 		return nil, err
 	}

@@ -102,8 +102,8 @@ func (n *node) cachedListing(cr fs.Cred) []fuse.DirEntry {
 
 // listedAttr answers a lookup of name in directory n for cr from n's kept
 // listing, if it has the entries' attributes and they are still good: a
-// (nil: no such name, the listing has every name) and how much longer the
-// kernel may keep the answer. ok is false when the server must be asked.
+// (nil: no such name, the listing has every name) and when the listing
+// was asked for. ok is false when the server must be asked.
 //
 // The server counts this host as asking about every entry it listed with
 // attributes, so a change of one made elsewhere reaches this host, and
