@@ -140,7 +140,7 @@ func (s *Service) serveWrite(ctx context.Context, c *rpc.Call) error {
 	}
 	buf := fs.GetBuf(int(req.Size))
 	defer fs.PutBuf(buf)
-	data := buf[:0]
+	data := buf[:0:len(buf)] // room for the bytes announced, no more
 	for {
 		f, err := c.RecvInto(data[len(data):cap(data)])
 		if errors.Is(err, io.EOF) {
