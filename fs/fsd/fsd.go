@@ -9,7 +9,8 @@
 // refresher, then the mount (no new requests), then the server.
 //
 // Calls to other hosts: reads and writes of more than fs.SessionIO as calls
-// of their own, everything else as messages on one fs.session per server
+// of their own, their bytes in raw data frames (fs.readdata, fs.writedata:
+// data.go), everything else as messages on one fs.session per server
 // (session.go).
 //
 // Goroutines: the refresher, the lazy releases' sender (release.go) and one
