@@ -223,7 +223,11 @@ func (s *sharerProc) do(t *testing.T, cmd string) string {
 
 func (s *sharerProc) stop(t *testing.T) {
 	tmp := HostTmp(s.host)
-	os.WriteFile(filepath.Join(tmp, fmt.Sprintf("cmd-%d", s.n)), []byte("q"), 0o644)
+	// Whole or not at all, as do's commands: a sharer that read the file
+	// between its creation and its write took "" for a read, answered it
+	// and waited for the next command for good.
+	os.WriteFile(filepath.Join(tmp, fmt.Sprintf("cmd-%d.tmp", s.n)), []byte("q"), 0o644)
+	os.Rename(filepath.Join(tmp, fmt.Sprintf("cmd-%d.tmp", s.n)), filepath.Join(tmp, fmt.Sprintf("cmd-%d", s.n)))
 	select {
 	case r := <-s.done:
 		if r.Code != 0 {
