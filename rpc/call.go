@@ -19,6 +19,10 @@ type Call struct {
 	limit  int
 	args   wire.RawMessage
 	result wire.RawMessage
+	// ended: the caller's input is over (a kept call's FrameEnd came with
+	// its header), so Recv answers io.EOF without reading the stream,
+	// which carries the caller's next call.
+	ended bool
 }
 
 // Args decodes the call's arguments into v.
@@ -49,34 +53,60 @@ func (c *Call) Send(v any) error { return sendMsg(c.conn, v, c.limit) }
 func (c *Call) SendData(b []byte) error { return wire.WriteFrame(c.conn, wire.FrameData, b, c.limit) }
 
 // Recv reads the caller's next FrameMsg or FrameData; io.EOF after FrameEnd.
-func (c *Call) Recv() (wire.Frame, error) { return recvFrame(c.conn, c.limit, nil) }
+func (c *Call) Recv() (wire.Frame, error) { return c.RecvInto(nil) }
 
 // RecvInto is Recv reading a frame's payload into room when it fits
 // (wire.ReadFrameInto).
-func (c *Call) RecvInto(room []byte) (wire.Frame, error) { return recvFrame(c.conn, c.limit, room) }
-
-// ServeStream serves the one call carried by conn and closes it. It returns
-// an error only when the peer broke the protocol or the stream failed; a
-// handler's error goes to the caller in the reply.
-func ServeStream(ctx context.Context, conn Conn, peer Peer, mux *Mux, limit int) error {
-	f, err := wire.ReadFrame(conn, limit)
-	if err != nil {
-		conn.Abort()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return fmt.Errorf("read call header: %w", err)
+func (c *Call) RecvInto(room []byte) (wire.Frame, error) {
+	if c.ended {
+		return wire.Frame{Type: wire.FrameEnd}, io.EOF
 	}
+	return recvFrame(c.conn, c.limit, room)
+}
+
+// ServeStream serves the call carried by conn, and after it each further
+// call the caller sends on a kept stream (wire.CallHeader.Keep), until the
+// caller ends the stream. It returns an error only when the peer broke the
+// protocol or the stream failed; a handler's error goes to the caller in
+// the reply.
+func ServeStream(ctx context.Context, conn Conn, peer Peer, mux *Mux, limit int) error {
+	for {
+		f, err := wire.ReadFrame(conn, limit)
+		if err != nil {
+			conn.Abort()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("read call header: %w", err)
+		}
+		keep, err := serveCall(ctx, conn, f, peer, mux, limit)
+		if err != nil || !keep {
+			return err
+		}
+	}
+}
+
+// serveCall serves one call whose first frame is f, and reports whether
+// the stream stays open for the caller's next call.
+func serveCall(ctx context.Context, conn Conn, f wire.Frame, peer Peer, mux *Mux, limit int) (keep bool, err error) {
 	if f.Type != wire.FrameCall {
 		conn.Abort()
-		return fmt.Errorf("read call header: %w: type %d", errUnexpectedFrame, f.Type)
+		return false, fmt.Errorf("read call header: %w: type %d", errUnexpectedFrame, f.Type)
 	}
 	h, err := wire.DecodeCallHeader(f.Payload)
 	if err != nil {
 		conn.Abort()
-		return err
+		return false, err
 	}
 	c := &Call{Peer: peer, Method: h.Method, conn: conn, limit: limit, args: h.Args}
+	if h.Keep {
+		// A kept call is unary: its input ends with the header.
+		if err := readEnd(conn, limit, h.Method); err != nil {
+			conn.Abort()
+			return false, err
+		}
+		c.ended = true
+	}
 	handler := mux.lookup(h.Method)
 	var herr error
 	if handler == nil {
@@ -86,11 +116,11 @@ func ServeStream(ctx context.Context, conn Conn, peer Peer, mux *Mux, limit int)
 	}
 	if IsProtocolError(herr) {
 		conn.Abort()
-		return herr
+		return false, herr
 	}
-	rep := wire.Reply{Body: c.result}
+	rep := wire.Reply{Body: c.result, Kept: h.Keep}
 	if herr != nil {
-		rep = wire.Reply{Code: CodeOf(herr), Message: herr.Error()}
+		rep = wire.Reply{Code: CodeOf(herr), Message: herr.Error(), Kept: h.Keep}
 		if rep.Code == wire.CodeOK {
 			rep.Code = wire.CodeError
 		}
@@ -98,13 +128,28 @@ func ServeStream(ctx context.Context, conn Conn, peer Peer, mux *Mux, limit int)
 	b, err := wire.Marshal(rep)
 	if err != nil {
 		conn.Abort()
-		return err
+		return false, err
 	}
 	if err := wire.WriteFrame(conn, wire.FrameReply, b, limit); err != nil {
 		conn.Abort()
-		return nil // the caller went away; nothing to report
+		return false, nil // the caller went away; nothing to report
 	}
-	return conn.CloseWrite()
+	if h.Keep {
+		return true, nil
+	}
+	return false, conn.CloseWrite()
+}
+
+// readEnd reads the FrameEnd that follows a kept call's header.
+func readEnd(conn Conn, limit int, method string) error {
+	f, err := wire.ReadFrame(conn, limit)
+	if err != nil {
+		return fmt.Errorf("%s: read the end of a kept call: %w", method, err)
+	}
+	if f.Type != wire.FrameEnd {
+		return fmt.Errorf("%s: %w: type %d after a kept call's header, want End", method, errUnexpectedFrame, f.Type)
+	}
+	return nil
 }
 
 func runHandler(ctx context.Context, h Handler, c *Call) (err error) {

@@ -107,35 +107,50 @@ func (s *ClientStream) Finish(reply any) error {
 	if s.pending != nil {
 		f = *s.pending
 	} else {
-		for {
-			var err error
-			f, err = wire.ReadFrame(s.conn, s.limit)
-			if err != nil {
-				s.conn.Abort()
-				if errors.Is(err, io.EOF) {
-					err = io.ErrUnexpectedEOF
-				}
-				return ctxErr(s.ctx, fmt.Errorf("%s: read reply: %w", s.method, err))
-			}
-			if f.Type == wire.FrameReply {
-				break
-			}
+		var err error
+		if f, err = awaitReply(s.conn, s.limit); err != nil {
+			s.conn.Abort()
+			return ctxErr(s.ctx, fmt.Errorf("%s: read reply: %w", s.method, err))
 		}
 	}
+	_, err := outcome(s.conn, s.method, f, reply)
+	return err
+}
+
+// awaitReply reads frames up to the FrameReply, skipping any messages the
+// caller did not read.
+func awaitReply(r io.Reader, limit int) (wire.Frame, error) {
+	for {
+		f, err := wire.ReadFrame(r, limit)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return f, err
+		}
+		if f.Type == wire.FrameReply {
+			return f, nil
+		}
+	}
+}
+
+// outcome decodes the reply frame f: the handler's error, or its result
+// into reply. An undecodable reply aborts conn.
+func outcome(conn Conn, method string, f wire.Frame, reply any) (wire.Reply, error) {
 	var rep wire.Reply
 	if err := wire.Unmarshal(f.Payload, &rep); err != nil {
-		s.conn.Abort()
-		return fmt.Errorf("%s: %w", s.method, err)
+		conn.Abort()
+		return rep, fmt.Errorf("%s: %w", method, err)
 	}
 	if rep.Code != wire.CodeOK {
-		return &Error{Code: rep.Code, Message: rep.Message}
+		return rep, &Error{Code: rep.Code, Message: rep.Message}
 	}
 	if reply != nil && len(rep.Body) > 0 {
 		if err := wire.Unmarshal(rep.Body, reply); err != nil {
-			return fmt.Errorf("%s: reply: %w", s.method, err)
+			return rep, fmt.Errorf("%s: reply: %w", method, err)
 		}
 	}
-	return nil
+	return rep, nil
 }
 
 // ctxErr prefers the context's error when the context ended the stream.

@@ -4,6 +4,14 @@
 // FrameMsg (CBOR) and FrameData (raw bytes) frames in both directions, and
 // each side half-closes with FrameEnd.
 //
+// A unary call may instead ask to keep its stream (InvokeKept, kept.go):
+// the server then reads the caller's next call from the same stream, so
+// that calls in a row spare the opening and closing of a stream each. The
+// server serves a kept stream's calls one after another, on the goroutine
+// that serves the stream (ServeStream); the caller owns an idle kept
+// stream and lends it to one call at a time (package transport pools
+// them).
+//
 // The same calls run over QUIC streams between hosts (package transport) and
 // over unix-socket connections from the CLI to its daemon (package daemon); a
 // Peer says which, and who is calling. A Mux maps method names to Handlers.

@@ -36,5 +36,5 @@ func JoinCall(ctx context.Context, addr string, verify func(chain [][]byte) erro
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	return rpc.Invoke(ctx, stream{s}, method, args, reply, wire.DefaultMaxFrame)
+	return rpc.Invoke(ctx, stream{s, c}, method, args, reply, wire.DefaultMaxFrame)
 }

@@ -16,7 +16,15 @@ import (
 type poolEntry struct {
 	mu   sync.Mutex
 	conn *quic.Conn // guarded by mu; nil or dead means dial again
+	// idle holds kept streams of conn with no call on them
+	// (rpc.InvokeKept), the latest last; guarded by mu. They go with
+	// conn: a new connection starts with none.
+	idle []stream
 }
+
+// maxIdleStreams bounds a host's idle kept streams; one more is ended.
+// Each costs the serving host a goroutine waiting for its next call.
+const maxIdleStreams = 32
 
 func (e *poolEntry) close() {
 	e.mu.Lock()
@@ -25,6 +33,19 @@ func (e *poolEntry) close() {
 		e.conn.CloseWithError(codeShutdown, "host shutting down")
 		e.conn = nil
 	}
+	e.idle = nil
+}
+
+// entry returns host's pool entry, made on first use.
+func (n *Node) entry(host string) *poolEntry {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e := n.pool[host]
+	if e == nil {
+		e = &poolEntry{}
+		n.pool[host] = e
+	}
+	return e
 }
 
 // ErrClosed is returned by calls on a closed Node.
@@ -36,14 +57,7 @@ func (n *Node) conn(ctx context.Context, host, addr string) (*quic.Conn, error) 
 	if n.ctx.Err() != nil {
 		return nil, ErrClosed
 	}
-	n.mu.Lock()
-	e := n.pool[host]
-	if e == nil {
-		e = &poolEntry{}
-		n.pool[host] = e
-	}
-	n.mu.Unlock()
-
+	e := n.entry(host)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil && e.conn.Context().Err() == nil {
@@ -53,7 +67,7 @@ func (n *Node) conn(ctx context.Context, host, addr string) (*quic.Conn, error) 
 	if err != nil {
 		return nil, err
 	}
-	e.conn = c
+	e.conn, e.idle = c, nil
 	return c, nil
 }
 
@@ -91,13 +105,7 @@ func (n *Node) Identify(ctx context.Context, addr string) (string, error) {
 		c.CloseWithError(codeForbidden, err.Error())
 		return "", err
 	}
-	n.mu.Lock()
-	e := n.pool[name]
-	if e == nil {
-		e = &poolEntry{}
-		n.pool[name] = e
-	}
-	n.mu.Unlock()
+	e := n.entry(name)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil && e.conn.Context().Err() == nil {
@@ -105,7 +113,7 @@ func (n *Node) Identify(ctx context.Context, addr string) (string, error) {
 		c.CloseWithError(codeShutdown, "duplicate")
 		return name, nil
 	}
-	e.conn = c
+	e.conn, e.idle = c, nil
 	return name, nil
 }
 
@@ -131,17 +139,50 @@ func (n *Node) openStream(ctx context.Context, host, addr string) (stream, error
 		n.Forget(host)
 		return stream{}, explain(host, fmt.Errorf("open stream to %s: %w", host, err))
 	}
-	return stream{s}, nil
+	return stream{s, c}, nil
 }
 
-// Call runs a unary call of method on host (at addr).
+// Call runs a unary call of method on host (at addr), on an idle kept
+// stream to host when there is one (rpc.InvokeKept).
 func (n *Node) Call(ctx context.Context, host, addr, method string, args, reply any) error {
-	s, err := n.openStream(ctx, host, addr)
+	s, err := n.keptStream(ctx, host, addr)
 	if err != nil {
 		return err
 	}
-	defer s.Done()
-	return explain(host, rpc.Invoke(ctx, s, method, args, reply, n.cfg.MaxFrame))
+	kept, err := rpc.InvokeKept(ctx, s, method, args, reply, n.cfg.MaxFrame)
+	if kept {
+		n.putIdle(host, s)
+	}
+	return explain(host, err)
+}
+
+// keptStream takes host's latest idle kept stream, or opens a stream.
+func (n *Node) keptStream(ctx context.Context, host, addr string) (stream, error) {
+	e := n.entry(host)
+	e.mu.Lock()
+	if k := len(e.idle); k > 0 && e.conn != nil && e.conn.Context().Err() == nil {
+		s := e.idle[k-1]
+		e.idle = e.idle[:k-1]
+		e.mu.Unlock()
+		return s, nil
+	}
+	e.mu.Unlock()
+	return n.openStream(ctx, host, addr)
+}
+
+// putIdle keeps s for host's next call, unless its connection is no longer
+// the pooled one or enough are idle already: then it ends s.
+func (n *Node) putIdle(host string, s stream) {
+	e := n.entry(host)
+	e.mu.Lock()
+	if e.conn == s.conn && len(e.idle) < maxIdleStreams {
+		e.idle = append(e.idle, s)
+		e.mu.Unlock()
+		return
+	}
+	e.mu.Unlock()
+	_ = s.CloseWrite()
+	s.Done()
 }
 
 // explain turns a peer's TLS refusal, which QUIC reports as a bare

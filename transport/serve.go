@@ -9,8 +9,11 @@ import (
 	"sprite/rpc"
 )
 
-// stream adapts a QUIC stream to rpc.Conn.
-type stream struct{ *quic.Stream }
+// stream adapts a QUIC stream of conn to rpc.Conn.
+type stream struct {
+	*quic.Stream
+	conn *quic.Conn
+}
 
 var _ rpc.Conn = stream{}
 
@@ -62,12 +65,15 @@ func (n *Node) serveConn(c *quic.Conn) {
 	for {
 		s, err := c.AcceptStream(ctx)
 		if err != nil {
+			// Node.Close may no longer find c in the inbox: close it
+			// here, ending the streams that wait for a kept call.
+			c.CloseWithError(codeShutdown, "host shutting down")
 			return
 		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			st := stream{s}
+			st := stream{s, c}
 			err := rpc.ServeStream(ctx, st, peer, mux, n.cfg.MaxFrame)
 			st.Done()
 			if err != nil && rpc.IsProtocolError(err) {

@@ -10,7 +10,11 @@
 // One UDP socket (a quic.Transport) both listens and dials. Each call is one
 // bidirectional QUIC stream (package rpc); streaming calls keep theirs open.
 // Outgoing connections are pooled per host name and dialled again when they
-// die. Keep-alives every KeepAlive and an idle timeout of IdleTimeout detect a
+// die. A unary call (Call) runs on an idle kept stream of the pooled
+// connection when there is one (rpc.InvokeKept) and leaves its stream idle
+// for the next: up to maxIdleStreams per host, dropped with their
+// connection. Between two processes on this lab that took a small call
+// from about 310–370 µs to 200–225 µs (bench/transport). Keep-alives every KeepAlive and an idle timeout of IdleTimeout detect a
 // dead peer within seconds; a peer that restarted on the same port says so
 // at once with a stateless reset (reset.go). A call that fails, even by
 // timing out, leaves the pooled connection alone: other calls may be under
@@ -20,8 +24,9 @@
 // the enrollment method; a joining host pins the CA by the hash in its
 // token instead.
 //
-// Lock order: Node.mu, then poolEntry.mu; neither is held across a dial or
-// a call.
+// Lock order: Node.mu, then poolEntry.mu. Node.mu is never held across a
+// dial or a call; poolEntry.mu is held across a dial to its host (one dial
+// per host at a time), never across a call.
 package transport
 
 import (

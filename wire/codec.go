@@ -60,6 +60,10 @@ type RawMessage = cbor.RawMessage
 type CallHeader struct {
 	Method string     `cbor:"1,keyasint"`
 	Args   RawMessage `cbor:"2,keyasint,omitempty"`
+	// Keep marks a unary call whose stream the caller would use again: a
+	// FrameEnd follows the header at once, and a server that agrees says
+	// Reply.Kept and then reads the stream's next call (package rpc).
+	Keep bool `cbor:"3,keyasint,omitempty"`
 }
 
 // Reply is the payload of the FrameReply that ends every call. Code 0 means
@@ -68,6 +72,9 @@ type Reply struct {
 	Code    int        `cbor:"1,keyasint,omitempty"`
 	Message string     `cbor:"2,keyasint,omitempty"`
 	Body    RawMessage `cbor:"3,keyasint,omitempty"`
+	// Kept answers CallHeader.Keep: the server reads another call from
+	// this stream, or the caller's end of it.
+	Kept bool `cbor:"4,keyasint,omitempty"`
 }
 
 // Reply codes; they mirror the meaning, not the numbers, of errno.

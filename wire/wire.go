@@ -60,16 +60,10 @@ type Frame struct {
 // WriteFrame writes one frame. It refuses payloads over DefaultMaxFrame-sized
 // limits of the caller's choosing by returning ErrTooLarge before writing.
 func WriteFrame(w io.Writer, typ byte, payload []byte, limit int) error {
-	if limit <= 0 {
-		limit = DefaultMaxFrame
-	}
-	if len(payload) > limit {
-		return fmt.Errorf("write frame: %d bytes: %w (limit %d)", len(payload), ErrTooLarge, limit)
-	}
-	if typ == 0 || typ > frameMax {
-		return fmt.Errorf("write frame: unknown type %d: %w", typ, ErrBadHeader)
-	}
 	if len(payload) >= bulkFrame {
+		if err := checkFrame(typ, len(payload), limit); err != nil {
+			return err
+		}
 		var h [HeaderSize]byte
 		putHeader(h[:], typ, len(payload))
 		if _, err := w.Write(h[:]); err != nil {
@@ -78,11 +72,37 @@ func WriteFrame(w io.Writer, typ byte, payload []byte, limit int) error {
 		_, err := w.Write(payload)
 		return err
 	}
-	buf := make([]byte, HeaderSize+len(payload))
-	putHeader(buf, typ, len(payload))
-	copy(buf[HeaderSize:], payload)
-	_, err := w.Write(buf)
+	buf, err := AppendFrame(make([]byte, 0, HeaderSize+len(payload)), typ, payload, limit)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf)
 	return err
+}
+
+// AppendFrame appends one frame to dst, for a sender that writes several
+// small frames at once (so that they leave in one packet). It refuses what
+// WriteFrame refuses.
+func AppendFrame(dst []byte, typ byte, payload []byte, limit int) ([]byte, error) {
+	if err := checkFrame(typ, len(payload), limit); err != nil {
+		return dst, err
+	}
+	var h [HeaderSize]byte
+	putHeader(h[:], typ, len(payload))
+	return append(append(dst, h[:]...), payload...), nil
+}
+
+func checkFrame(typ byte, n, limit int) error {
+	if limit <= 0 {
+		limit = DefaultMaxFrame
+	}
+	if n > limit {
+		return fmt.Errorf("write frame: %d bytes: %w (limit %d)", n, ErrTooLarge, limit)
+	}
+	if typ == 0 || typ > frameMax {
+		return fmt.Errorf("write frame: unknown type %d: %w", typ, ErrBadHeader)
+	}
+	return nil
 }
 
 // bulkFrame is the payload size from which WriteFrame writes the header

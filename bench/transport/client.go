@@ -45,7 +45,7 @@ func client(args []string) error {
 	if err != nil {
 		return fmt.Errorf("tcp+tls: %w", err)
 	}
-	return json.NewEncoder(os.Stdout).Encode([]result{q, t})
+	return json.NewEncoder(os.Stdout).Encode(append(q, t))
 }
 
 func stats(name string, d []time.Duration) result {
@@ -58,49 +58,76 @@ func stats(name string, d []time.Duration) result {
 	return result{Name: name, P50us: us(d[len(d)/2]), P99us: us(d[len(d)*99/100]), MeanUs: us(sum) / float64(len(d))}
 }
 
-func benchQUIC(id *pki.Identity, addr string, calls, mib int) (result, error) {
+// benchQUIC measures sprite's unary calls (Call: kept streams) and, as
+// their peer, the same call on a new stream each (a streaming call that
+// sends nothing), then one streaming call's throughput.
+func benchQUIC(id *pki.Identity, addr string, calls, mib int) ([]result, error) {
 	node, err := transport.Listen(transport.Config{Identity: id, Listen: ":0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
 	defer node.Close()
 	ctx := context.Background()
 	host, err := node.Identify(ctx, addr)
 	if err != nil {
-		return result{}, err
+		return nil, err
 	}
-	call := func() error {
+	kept := func() error {
 		var rep payload
 		return node.Call(ctx, host, addr, "bench.echo", payload{B: make([]byte, 64)}, &rep)
 	}
-	d, err := timeCalls(calls, call)
-	if err != nil {
-		return result{}, err
+	fresh := func() error {
+		s, err := node.Open(ctx, host, addr, "bench.echo", payload{B: make([]byte, 64)})
+		if err != nil {
+			return err
+		}
+		// As a unary call on its own stream: the server may have
+		// answered, and stopped reading, before the half close.
+		_ = s.CloseSend()
+		var rep payload
+		return s.Finish(&rep)
 	}
-	r := stats("sprite QUIC (mTLS, stream per call)", d)
-	if r.CallsPerS, err = parallelRate(calls, call); err != nil {
-		return r, err
+	r, err := measureCalls("sprite QUIC (mTLS, kept stream)", calls, kept)
+	if err != nil {
+		return nil, err
+	}
+	f, err := measureCalls("sprite QUIC (mTLS, a new stream per call)", calls, fresh)
+	if err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	s, err := node.Open(ctx, host, addr, "bench.sink", nil)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	buf := make([]byte, chunk)
 	for i := 0; i < mib*(1<<20)/chunk; i++ {
 		if err := s.SendData(buf); err != nil {
-			return r, err
+			return nil, err
 		}
 	}
 	if err := s.CloseSend(); err != nil {
-		return r, err
+		return nil, err
 	}
 	var n int
 	if err := s.Finish(&n); err != nil || n != mib<<20 {
-		return r, fmt.Errorf("sink got %d bytes: %v", n, err)
+		return nil, fmt.Errorf("sink got %d bytes: %v", n, err)
 	}
 	r.MBps = float64(mib<<20) / 1e6 / time.Since(start).Seconds()
+	return []result{r, f}, nil
+}
+
+// measureCalls times calls in a row, then from parallel callers.
+func measureCalls(name string, calls int, call func() error) (result, error) {
+	d, err := timeCalls(calls, call)
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", name, err)
+	}
+	r := stats(name, d)
+	if r.CallsPerS, err = parallelRate(calls, call); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
 	return r, nil
 }
 
