@@ -294,6 +294,11 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 		"/home/alice mounted on h2 with sshfs over ssh (a directory of its own there), *local* h2's own /home. Both hosts share one kernel, "+
 		"so \"cold\" reads drop the page cache of both (`drop_caches`).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOARCH)
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "Machine load average (1, 5, 15 min) at the end: %s. The workloads run one after the other, "+
+			"so a neighbour's load on this virtual machine falls on some columns and not others: compare runs, "+
+			"not one row.\n\n", strings.Join(strings.Fields(string(la))[:3], " "))
+	}
 	fmt.Fprintf(&b, "| workload | local | sprite | sshfs | sprite/local | sprite vs sshfs |\n|---|---|---|---|---|---|\n")
 	rate := func(name, key string) {
 		fmt.Fprintf(&b, "| %s | %.0f MB/s | %.0f MB/s | %.0f MB/s | %.0f%% | %.2fx |\n", name,
