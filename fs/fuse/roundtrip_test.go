@@ -3,6 +3,7 @@ package fusefs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -179,15 +180,10 @@ func TestFreshDirSeesOtherChanges(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(back, name, "y"), []byte("y"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(2 * time.Second) // the cache timeout is 5 s
-		for {
-			if _, err := os.Stat(filepath.Join(mnt, "d", name, "y")); err == nil {
-				break
-			} else if time.Now().After(deadline) {
-				t.Fatalf("a file made on the server's disk in a directory this host made: %v after 2s", err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(t, "a file made on the server's disk in a directory this host made", func() error {
+			_, err := os.Stat(filepath.Join(mnt, "d", name, "y"))
+			return err
+		})
 	}
 }
 
@@ -216,13 +212,12 @@ func TestListingKeptUntilChanged(t *testing.T) {
 	}
 	eventually := func(want, what string) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
-		for got := names(); got != want; got = names() {
-			if time.Now().After(deadline) {
-				t.Fatalf("after %s: listing %q after 2s, want %q", what, got, want)
+		waitFor(t, "after "+what, func() error {
+			if got := names(); got != want {
+				return fmt.Errorf("listing %q, want %q", got, want)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	// Made on the server's disk: a file this host wrote through the
 	// server hides its changes there from this host for a while
@@ -292,13 +287,13 @@ func TestListingKeptUntilChanged(t *testing.T) {
 	if err := os.Chmod(filepath.Join(back, "ls"), 0o775); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for names(); mode() != 0o775; names() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a chmod on the server's disk: mode %v after 2s, want 0775", mode())
+	waitFor(t, "after a chmod on the server's disk", func() error {
+		names()
+		if m := mode(); m != 0o775 {
+			return fmt.Errorf("mode %v, want 0775", m)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 
 	names()
 	f, err := os.Open(d) // the test's directories are root's alone
@@ -357,14 +352,11 @@ func TestNoXattrAnsweredHere(t *testing.T) {
 		}
 	}
 	p1, p2 := filepath.Join(mnt, "d", "xa", "x1"), filepath.Join(mnt, "d", "xa", "x2")
-	deadline := time.Now().Add(2 * time.Second)
 	for _, p := range []string{p1, p2} {
-		for _, err := os.Lstat(p); err != nil; _, err = os.Lstat(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s made on the server's disk: %v after 2s", p, err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitFor(t, p+" made on the server's disk", func() error {
+			_, err := os.Lstat(p)
+			return err
+		})
 	}
 	buf := make([]byte, 64)
 	get := func(p, name string) (string, error) {
@@ -398,17 +390,12 @@ func TestNoXattrAnsweredHere(t *testing.T) {
 	if err := unix.Lsetxattr(filepath.Join(back, "xa", "x2"), "user.b", []byte("there"), 0); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(2 * time.Second) // the cache time is 5 s
-	for {
-		v, err := get(p2, "user.b")
-		if v == "there" && err == nil {
-			break
+	waitFor(t, "after a setxattr on the server's disk", func() error {
+		if v, err := get(p2, "user.b"); v != "there" || err != nil {
+			return fmt.Errorf("%q, %v; want \"there\"", v, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a setxattr on the server's disk: %q, %v after 2s", v, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestFirstLookSeesNextDiskChange: a change made on the server's own disk
@@ -431,20 +418,16 @@ func TestFirstLookSeesNextDiskChange(t *testing.T) {
 		if err := os.Chmod(filepath.Join(back, dir, "f"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
-		for {
+		waitFor(t, dir+": a chmod on the server's disk right after the first look", func() error {
 			st, err := os.Stat(p)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Mode().Perm() == 0o600 {
-				break
+			if m := st.Mode().Perm(); m != 0o600 {
+				return fmt.Errorf("mode %v, want 0600", m)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: a chmod on the server's disk right after the first look: mode %v after 2s", dir, st.Mode().Perm())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
 
@@ -552,13 +535,12 @@ func TestFileAttrKeptAcrossOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
-	for include().Size() != 28 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a write on the server's disk: size %d after 2s, want 28", include().Size())
+	waitFor(t, "after a write on the server's disk", func() error {
+		if n := include().Size(); n != 28 {
+			return fmt.Errorf("size %d, want 28", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestTwoDescriptorsWriteInOrder: a write through one descriptor of a
@@ -645,13 +627,12 @@ func TestOwnWritesReadBackHere(t *testing.T) {
 		t.Fatal(err)
 	}
 	*xWant = []byte("changed on the server's disk")
-	deadline := time.Now().Add(2 * time.Second) // the cache time is 5 s
-	for !x.same(0, 100) {
-		if time.Now().After(deadline) {
-			t.Fatal("after a change on the server's disk: not read back after 2s")
+	waitFor(t, "after a change on the server's disk", func() error {
+		if !x.same(0, 100) {
+			return errors.New("the change is not read back")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // modelFile is a file open for reading and writing and what it should
@@ -705,5 +686,23 @@ func (m modelFile) check(off int64, size int, what string) {
 	m.t.Helper()
 	if !m.same(off, size) {
 		m.t.Fatalf("%s: %d bytes at %d read back are not what was written", what, size, off)
+	}
+}
+
+// waitFor polls check until it returns nil, for up to two seconds (well
+// under the kernel's 5 s cache time, so that a change seen was told, not
+// timed out); then the test fails with what check last said.
+func waitFor(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v after 2s", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
