@@ -118,13 +118,14 @@ func serveCall(ctx context.Context, conn Conn, f wire.Frame, peer Peer, mux *Mux
 		conn.Abort()
 		return false, herr
 	}
-	rep := wire.Reply{Body: c.result, Kept: h.Keep}
+	rep := wire.Reply{Body: c.result}
 	if herr != nil {
-		rep = wire.Reply{Code: CodeOf(herr), Message: herr.Error(), Kept: h.Keep}
+		rep = wire.Reply{Code: CodeOf(herr), Message: herr.Error()}
 		if rep.Code == wire.CodeOK {
 			rep.Code = wire.CodeError
 		}
 	}
+	rep.Kept = h.Keep
 	b, err := wire.Marshal(rep)
 	if err != nil {
 		conn.Abort()
