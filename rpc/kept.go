@@ -14,14 +14,14 @@ import (
 // that is about a third of a small call's time.
 //
 // It reports whether the stream was kept. Then conn is idle and the
-// caller's, for its next InvokeKept or to end with CloseWrite and Done;
+// caller's, for its next InvokeKept or to end with Release;
 // otherwise InvokeKept has released it (always when the call failed on the
 // stream, when ctx ended it, or when the server predates Keep and ended
 // the stream after its reply as for Invoke).
 func InvokeKept(ctx context.Context, conn Conn, method string, args, reply any, limit int) (kept bool, err error) {
 	frames, err := keptCall(method, args, limit)
 	if err != nil {
-		release(conn)
+		Release(conn)
 		return false, err
 	}
 	stop := context.AfterFunc(ctx, conn.Abort)
@@ -40,7 +40,7 @@ func InvokeKept(ctx context.Context, conn Conn, method string, args, reply any, 
 	// stop reports false once ctx's abort has begun: the stream is lost.
 	kept = stop() && rep.Kept && !isBadReply(err)
 	if !kept {
-		release(conn)
+		Release(conn)
 	}
 	return kept, err
 }
@@ -71,8 +71,9 @@ func keptCall(method string, args any, limit int) ([]byte, error) {
 // which the stream is not trusted with another call.
 func isBadReply(err error) bool { return err != nil && IsProtocolError(err) }
 
-// release ends the caller's use of a stream: no more calls, no more input.
-func release(conn Conn) {
+// Release ends the caller's use of a kept stream: no more calls, no more
+// input.
+func Release(conn Conn) {
 	_ = conn.CloseWrite()
 	conn.Done()
 }

@@ -69,7 +69,7 @@ func TestKeptStreamCarriesCallAfterCall(t *testing.T) {
 	if got := add(41); got != 42 {
 		t.Fatalf("add 41 after three calls = %d, want 42", got)
 	}
-	release(cl)
+	Release(cl)
 	select {
 	case err := <-done:
 		if err != nil {

@@ -181,8 +181,7 @@ func (n *Node) putIdle(host string, s stream) {
 		return
 	}
 	e.mu.Unlock()
-	_ = s.CloseWrite()
-	s.Done()
+	rpc.Release(s)
 }
 
 // explain turns a peer's TLS refusal, which QUIC reports as a bare
