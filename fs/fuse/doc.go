@@ -18,8 +18,9 @@
 // make is answered "no such file" without a round trip, until any
 // invalidation reaches this mount, and for CacheTimeout at most
 // (node.fresh). A directory's listing answers the next readdir of the same
-// user for CacheTimeout, and its attributes the kernel's next Getattr
-// (asked after every readdir), until an invalidation of the directory or
+// user for CacheTimeout (the kernel reads with READDIRPLUS, whose entries
+// carry the listed attributes: dirhandle.go), and its attributes the
+// kernel's next Getattr (asked after every readdir), until an invalidation of the directory or
 // an entry in it, or a change of it from this host (listing.go); so do a
 // file's attributes from its open or getattr, unless this host holds it
 // open for writing or under concurrent write sharing; a file

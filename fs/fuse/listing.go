@@ -36,8 +36,11 @@ import (
 // every entry, so a change of one made elsewhere reaches it; an
 // invalidation of an entry walks to its directory's node and drops the
 // listing. While the listing is good, the same user's lookups in the
-// directory are answered from it (a name not listed is not there):
-// `ls -l` of a thousand names is one call, not a thousand and one. This
+// directory are answered from it (a name not listed is not there), and
+// so are the entries of the kernel's READDIRPLUS (dirhandle.go), which
+// hand the kernel every name's attributes with the listing: `ls -l` of a
+// thousand names is one call, not a thousand and one, and no lookup
+// through FUSE either. This
 // host's own changes are not told to it, so the attributes answer only
 // while it has changed nothing at all since the readdir and holds nothing
 // open for writing (listedAttr: Mount.changes, Mount.volatile).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +16,7 @@ import (
 // TestLsLongCostsOneCall: `ls -l` of a directory another host serves
 // (readdir, then an lstat and the security label of every name) is one
 // fs.readdir with every entry's attributes, not a lookup and a getxattr
-// per name; a name not listed is not there, without a call. What it shows
+// per name, and the kernel has every entry from the readdir itself; a name not listed is not there, without a call. What it shows
 // is the server's disk, and stays so: a change there reaches this host,
 // and after a change from this host the lookups go to the server again.
 func TestLsLongCostsOneCall(t *testing.T) {
@@ -41,6 +42,12 @@ func TestLsLongCostsOneCall(t *testing.T) {
 	ents, err := os.ReadDir(dir)
 	if err != nil || len(ents) != n {
 		t.Fatalf("readdir: %d entries, %v; want %d", len(ents), err, n)
+	}
+	// The readdir was a READDIRPLUS whose entries carried the listing's
+	// attributes: the kernel knows every name's node before any lstat,
+	// so the lstats below never reach this daemon at all.
+	if known := len(mountOf(t, mnt).root.GetChild("d").GetChild("many").Children()); known != n {
+		t.Errorf("after the readdir the kernel knows %d of the %d entries, want all of them (READDIRPLUS filled from the listing)", known, n)
 	}
 	label := make([]byte, 256)
 	for i := range n / 2 { // half of them: the rest stay unlooked-up
@@ -79,12 +86,17 @@ func TestLsLongCostsOneCall(t *testing.T) {
 		return err
 	})
 
-	// A change from this host: a file written here. Lookups ask again.
+	// A change from this host: a file written here. The listing's
+	// attributes may predate it, so they answer nothing more: a name the
+	// kernel forgot (here made to) is looked up at the server.
 	if _, err := os.ReadDir(dir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "f30"), []byte("written here"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if errno := mountOf(t, mnt).root.GetChild("d").GetChild("many").NotifyEntry("f31"); errno != 0 && errno != syscall.ENOENT {
+		t.Fatalf("drop the kernel's entry of f31: %v", errno)
 	}
 	reset()
 	st, err := os.Lstat(filepath.Join(dir, "f31"))

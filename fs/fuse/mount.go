@@ -77,10 +77,8 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 			IgnoreSecurityLabels: true,
 			// Replies carry bytes, never a file descriptor to splice from.
 			DisableSplice: true,
-			// go-fuse answers READDIRPLUS with a Lookup per entry: a call
-			// to the server per name at every readdir (make scans its
-			// directories each run). Plain readdir, and cached entries.
-			DisableReadDirPlus: true,
+			// READDIRPLUS stays on: an open directory fills its entries
+			// from the listing, never with a call each (dirhandle.go).
 			// The kernel checks mode bits against its cached attributes
 			// as NFS clients do, so a cached path obeys a chmod at once;
 			// the server checks again as the (squashed) user.

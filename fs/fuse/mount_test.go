@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,8 +82,22 @@ func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *
 		t.Fatal(err)
 	}
 	close(ready)
-	t.Cleanup(func() { m.Unmount(); srv.Stop() })
+	testMounts.Store(mnt, m)
+	t.Cleanup(func() { m.Unmount(); srv.Stop(); testMounts.Delete(mnt) })
 	return mnt, dir, srv, tb
+}
+
+// testMounts holds each test's Mount by its mount point (mountOf).
+var testMounts sync.Map
+
+// mountOf returns the Mount a test helper made at mnt.
+func mountOf(t *testing.T, mnt string) *Mount {
+	t.Helper()
+	m, ok := testMounts.Load(mnt)
+	if !ok {
+		t.Fatalf("no test mount at %s", mnt)
+	}
+	return m.(*Mount)
 }
 
 // TestNewDomainVisibleAfterMiss: a name looked up before its host exported

@@ -60,6 +60,11 @@ type node struct {
 	// (xattr.go); zero: ask it.
 	noXattrAt  time.Time // guarded by mu
 	noXattrGen uint64    // guarded by mu; listGen then
+
+	// When a READDIRPLUS last handed the kernel this node's entry
+	// (dirhandle.go); zero: not since it changed.
+	handedAt  time.Time // guarded by mu
+	handedGen uint64    // guarded by mu; listGen then
 }
 
 // freshFor bounds how long a fresh directory's absent names are trusted
@@ -158,24 +163,24 @@ func (n *node) takeDirAttr() *fs.Attr {
 }
 
 var (
-	_ gofs.NodeLookuper      = (*node)(nil)
-	_ gofs.NodeGetattrer     = (*node)(nil)
-	_ gofs.NodeSetattrer     = (*node)(nil)
-	_ gofs.NodeOpener        = (*node)(nil)
-	_ gofs.NodeCreater       = (*node)(nil)
-	_ gofs.NodeMkdirer       = (*node)(nil)
-	_ gofs.NodeUnlinker      = (*node)(nil)
-	_ gofs.NodeRmdirer       = (*node)(nil)
-	_ gofs.NodeRenamer       = (*node)(nil)
-	_ gofs.NodeLinker        = (*node)(nil)
-	_ gofs.NodeSymlinker     = (*node)(nil)
-	_ gofs.NodeReadlinker    = (*node)(nil)
-	_ gofs.NodeReaddirer     = (*node)(nil)
-	_ gofs.NodeStatfser      = (*node)(nil)
-	_ gofs.NodeGetxattrer    = (*node)(nil)
-	_ gofs.NodeSetxattrer    = (*node)(nil)
-	_ gofs.NodeListxattrer   = (*node)(nil)
-	_ gofs.NodeRemovexattrer = (*node)(nil)
+	_ gofs.NodeLookuper       = (*node)(nil)
+	_ gofs.NodeGetattrer      = (*node)(nil)
+	_ gofs.NodeSetattrer      = (*node)(nil)
+	_ gofs.NodeOpener         = (*node)(nil)
+	_ gofs.NodeCreater        = (*node)(nil)
+	_ gofs.NodeMkdirer        = (*node)(nil)
+	_ gofs.NodeUnlinker       = (*node)(nil)
+	_ gofs.NodeRmdirer        = (*node)(nil)
+	_ gofs.NodeRenamer        = (*node)(nil)
+	_ gofs.NodeLinker         = (*node)(nil)
+	_ gofs.NodeSymlinker      = (*node)(nil)
+	_ gofs.NodeReadlinker     = (*node)(nil)
+	_ gofs.NodeOpendirHandler = (*node)(nil)
+	_ gofs.NodeStatfser       = (*node)(nil)
+	_ gofs.NodeGetxattrer     = (*node)(nil)
+	_ gofs.NodeSetxattrer     = (*node)(nil)
+	_ gofs.NodeListxattrer    = (*node)(nil)
+	_ gofs.NodeRemovexattrer  = (*node)(nil)
 )
 
 // childNode returns the node of n's child name, if the kernel knows it.
@@ -447,12 +452,14 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(t), 0
 }
 
-func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
+// readdir reads n's entries: the listing kept from the last readdir, if
+// still good (listing.go), or the server's.
+func (n *node) readdir(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
 	cr := n.m.cred(ctx)
 	keep := n.kind == fs.RouteDomain && n.m.c.ListingNotified(n.path())
 	if keep {
 		if list := n.cachedListing(cr); list != nil {
-			return gofs.NewListDirStream(list), 0
+			return list, 0
 		}
 	}
 	gen := n.listStart()
@@ -479,7 +486,7 @@ func (n *node) Readdir(ctx context.Context) (gofs.DirStream, syscall.Errno) {
 		}
 		n.keepListing(l, gen)
 	}
-	return gofs.NewListDirStream(list), 0
+	return list, 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -1,0 +1,148 @@
+package fusefs
+
+import (
+	"context"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Open directories, and the kernel's READDIRPLUS.
+//
+// The mount offers the kernel READDIRPLUS, and the kernel then reads
+// every directory that way: each entry comes with what a lookup of its
+// name would answer, so that the lstat(2) that ls -l, find or make does
+// of each listed name finds the kernel's own entry and asks nothing more.
+// go-fuse fills each entry by calling the handle's Lookup (dirHandle:
+// gofs.FileLookuper), which answers only from the directory's listing
+// with attributes (node.lookupListed: the same answer, kept as long, as
+// the lookup that would follow). Where the listing cannot answer (it came
+// without attributes, this host changed something since, a handle here
+// may write unseen, another user's listing), Lookup fails and go-fuse
+// sends the entry with no node: the kernel takes the name alone, as from
+// a plain readdir, and looks it up when asked, at a call to the server
+// then. A READDIRPLUS never costs a call per entry.
+//
+// An entry the kernel was handed by a READDIRPLUS less than handedFor ago
+// is not handed again (node.handedRecently): the kernel still holds it,
+// and filling it anew costs each entry of a repeated `ls -l` or make's
+// rescan of a directory the daemon's and the kernel's work for nothing.
+// If the kernel dropped it meanwhile, its next use is a Lookup, answered
+// from the listing as the READDIRPLUS would have been. Any change of the
+// node (an invalidation from its server, a change from this host: its
+// listGen moves) ends that.
+//
+// Entries are read once per open, at the first readdir (node.readdir),
+// and served by offset: an entry's offset is its index plus one, so a
+// seekdir (telldir's value) and the kernel's retry of a readdir it cut
+// short land on the same entry; a rewind does not read again.
+
+// dirHandle is an open directory. go-fuse calls its methods one at a
+// time (it holds the handle's own lock around them).
+type dirHandle struct {
+	n    *node
+	ents []fuse.DirEntry // nil until the first readdir; never changed
+	read bool
+	next int // index of the next entry to hand out
+}
+
+var (
+	_ gofs.FileReaddirenter = (*dirHandle)(nil)
+	_ gofs.FileSeekdirer    = (*dirHandle)(nil)
+	_ gofs.FileLookuper     = (*dirHandle)(nil)
+)
+
+// OpendirHandle opens n for reading; nothing is asked of the server until
+// the first readdir.
+func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	return &dirHandle{n: n}, 0, 0
+}
+
+// load reads the entries, once.
+func (d *dirHandle) load(ctx context.Context) syscall.Errno {
+	if d.read {
+		return 0
+	}
+	ents, errno := d.n.readdir(ctx)
+	if errno != 0 {
+		return errno
+	}
+	d.ents, d.read = ents, true
+	return 0
+}
+
+// Readdirent hands out the next entry, a copy (go-fuse writes its offset,
+// and the listing's entries are shared).
+func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	if errno := d.load(ctx); errno != 0 {
+		return nil, errno
+	}
+	if d.next >= len(d.ents) {
+		return nil, 0
+	}
+	e := d.ents[d.next]
+	d.next++
+	e.Off = uint64(d.next)
+	return &e, 0
+}
+
+// Seekdir moves to the entry after offset off.
+func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if errno := d.load(ctx); errno != 0 {
+		return errno
+	}
+	if off > uint64(len(d.ents)) {
+		return syscall.EINVAL
+	}
+	d.next = int(off)
+	return 0
+}
+
+// Lookup fills a READDIRPLUS entry for name, the entry Readdirent just
+// handed out, from the directory's listing; an error leaves the entry
+// without a node, which the kernel ignores (it looks the name up when
+// asked).
+func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	old := d.n.childNode(name)
+	if old != nil && old.handedRecently() {
+		return nil, syscall.EAGAIN
+	}
+	ch, errno, ok := d.n.lookupListed(ctx, name, out)
+	if !ok {
+		return nil, syscall.EAGAIN
+	}
+	if ch == nil {
+		if errno == 0 {
+			errno = syscall.ENOENT
+		}
+		return nil, errno
+	}
+	// go-fuse keeps the node it has for a known inode number.
+	if old != nil && old.StableAttr().Ino == ch.StableAttr().Ino {
+		old.handed()
+	} else if cn, ok := ch.Operations().(*node); ok {
+		cn.handed()
+	}
+	return ch, errno
+}
+
+// handedFor is how long after a READDIRPLUS handed the kernel an entry it
+// is not handed again: well within the kernel's CacheTimeout for it.
+const handedFor = CacheTimeout / 2
+
+// handed notes that a READDIRPLUS is handing the kernel n's entry.
+func (n *node) handed() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.handedAt, n.handedGen = time.Now(), n.listGen
+}
+
+// handedRecently reports whether the kernel was handed n's entry less
+// than handedFor ago, with nothing changed since.
+func (n *node) handedRecently() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.handedAt.IsZero() && n.handedGen == n.listGen && time.Since(n.handedAt) < handedFor
+}
