@@ -436,7 +436,8 @@ const notes = `
   after. Since the afternoon of 2026-12-03 the kernel reads directories with READDIRPLUS,
   whose entries the client fills from that listing (never with a call
   each: an entry the listing cannot answer goes without attributes, and
-  one handed to the kernel in the last 2.5 s is not handed again), so
+  one the kernel holds with more than half its 5 s left is not handed
+  again), so
   the 1000 lookups through FUSE are gone too: in one session, 7 ls -l
   of a new directory each, alternating daemons, 140 ms before and 88 ms
   after (medians of 14); a second ls -l right after, 64 and 68 ms. A

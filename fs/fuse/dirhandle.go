@@ -25,14 +25,15 @@ import (
 // a plain readdir, and looks it up when asked, at a call to the server
 // then. A READDIRPLUS never costs a call per entry.
 //
-// An entry the kernel was handed by a READDIRPLUS less than handedFor ago
-// is not handed again (node.handedRecently): the kernel still holds it,
-// and filling it anew costs each entry of a repeated `ls -l` or make's
-// rescan of a directory the daemon's and the kernel's work for nothing.
-// If the kernel dropped it meanwhile, its next use is a Lookup, answered
-// from the listing as the READDIRPLUS would have been. Any change of the
-// node (an invalidation from its server, a change from this host: its
-// listGen moves) ends that.
+// An entry that a READDIRPLUS handed the kernel is not handed again while
+// the kernel may trust it for more than half of CacheTimeout still
+// (node.handedRecently): the kernel holds it, and filling it anew would
+// cost each entry of a repeated `ls -l` or of make's rescan of a
+// directory the daemon's and the kernel's work for nothing. If the kernel
+// dropped it meanwhile, its next use is a Lookup, answered from the
+// listing as the READDIRPLUS would have been. Any change of the node (an
+// invalidation from its server, a change from this host: its listGen
+// moves) ends that.
 //
 // Entries are read once per open, at the first readdir (node.readdir),
 // and served by offset: an entry's offset is its index plus one, so a
@@ -119,30 +120,30 @@ func (d *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		}
 		return nil, errno
 	}
-	// go-fuse keeps the node it has for a known inode number.
+	// The kernel trusts the entry until then; go-fuse keeps the node it
+	// has for a known inode number.
+	until := time.Now().Add(out.EntryTimeout())
 	if old != nil && old.StableAttr().Ino == ch.StableAttr().Ino {
-		old.handed()
+		old.handed(until)
 	} else if cn, ok := ch.Operations().(*node); ok {
-		cn.handed()
+		cn.handed(until)
 	}
 	return ch, errno
 }
 
-// handedFor is how long after a READDIRPLUS handed the kernel an entry it
-// is not handed again: well within the kernel's CacheTimeout for it.
-const handedFor = CacheTimeout / 2
-
-// handed notes that a READDIRPLUS is handing the kernel n's entry.
-func (n *node) handed() {
+// handed notes that a READDIRPLUS is handing the kernel n's entry, which
+// the kernel may trust until until.
+func (n *node) handed(until time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.handedAt, n.handedGen = time.Now(), n.listGen
+	n.handedUntil, n.handedGen = until, n.listGen
 }
 
-// handedRecently reports whether the kernel was handed n's entry less
-// than handedFor ago, with nothing changed since.
+// handedRecently reports whether a READDIRPLUS handed the kernel n's
+// entry, which it may trust for more than half of CacheTimeout still,
+// with nothing changed since.
 func (n *node) handedRecently() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return !n.handedAt.IsZero() && n.handedGen == n.listGen && time.Since(n.handedAt) < handedFor
+	return n.handedGen == n.listGen && time.Until(n.handedUntil) > CacheTimeout/2
 }

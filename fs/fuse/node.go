@@ -61,10 +61,10 @@ type node struct {
 	noXattrAt  time.Time // guarded by mu
 	noXattrGen uint64    // guarded by mu; listGen then
 
-	// When a READDIRPLUS last handed the kernel this node's entry
-	// (dirhandle.go); zero: not since it changed.
-	handedAt  time.Time // guarded by mu
-	handedGen uint64    // guarded by mu; listGen then
+	// Until when the kernel may trust the entry a READDIRPLUS last
+	// handed it for this node (dirhandle.go).
+	handedUntil time.Time // guarded by mu
+	handedGen   uint64    // guarded by mu; listGen then
 }
 
 // freshFor bounds how long a fresh directory's absent names are trusted
