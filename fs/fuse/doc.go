@@ -20,8 +20,9 @@
 // (node.fresh). A directory's listing answers the next readdir of the same
 // user for CacheTimeout (the kernel reads with READDIRPLUS, whose entries
 // carry the listed attributes: dirhandle.go), and its attributes the
-// kernel's next Getattr (asked after every readdir), until an invalidation of the directory or
-// an entry in it, or a change of it from this host (listing.go); so do a
+// kernel's next Getattr (asked after every readdir), until an
+// invalidation of the directory or an entry in it, or a change of it from
+// this host (listing.go); so do a
 // file's attributes from its open or getattr, unless this host holds it
 // open for writing or under concurrent write sharing; a file
 // the server said has no extended attributes answers getxattr itself, as

@@ -40,10 +40,10 @@ import (
 // so are the entries of the kernel's READDIRPLUS (dirhandle.go), which
 // hand the kernel every name's attributes with the listing: `ls -l` of a
 // thousand names is one call, not a thousand and one, and no lookup
-// through FUSE either. This
-// host's own changes are not told to it, so the attributes answer only
-// while it has changed nothing at all since the readdir and holds nothing
-// open for writing (listedAttr: Mount.changes, Mount.volatile).
+// through FUSE either. This host's own changes are not told to it, so
+// the attributes answer only while it has changed nothing at all since
+// the readdir and holds nothing open for writing (listedAttr:
+// Mount.changes, Mount.volatile).
 //
 // Only directories whose every entry comes from one domain's server are
 // kept (fs.Client.ListingNotified): where the prefix table adds names, they

@@ -16,9 +16,10 @@ import (
 // TestLsLongCostsOneCall: `ls -l` of a directory another host serves
 // (readdir, then an lstat and the security label of every name) is one
 // fs.readdir with every entry's attributes, not a lookup and a getxattr
-// per name, and the kernel has every entry from the readdir itself; a name not listed is not there, without a call. What it shows
-// is the server's disk, and stays so: a change there reaches this host,
-// and after a change from this host the lookups go to the server again.
+// per name, and the kernel has every entry from the readdir itself; a
+// name not listed is not there, without a call. What it shows is the
+// server's disk, and stays so: a change there reaches this host, and
+// after a change from this host the lookups go to the server again.
 func TestLsLongCostsOneCall(t *testing.T) {
 	mnt, back, count, reset := countingMount(t)
 	const n = 40
