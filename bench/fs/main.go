@@ -1,7 +1,7 @@
 // Command fs measures the global namespace from another host, beside the
 // local disk and sshfs, in one run:
 //
-//	sudo flock /tmp/sprite-lab.lock go run ./bench/fs [-mib 1024] [-src zlib.orig.tar.bz2]
+//	sudo flock /tmp/sprite-lab.lock go run ./bench/fs [-mib 1024] [-runs 5] [-src zlib.orig.tar.bz2]
 //
 // It builds sprite, brings up a 2-host lab (h1 serves, h2 measures; no CPU
 // quota), starts sshd on h1 and mounts h1's /home/alice on h2 with sshfs
@@ -11,10 +11,15 @@
 //
 //   - sequential write of a MiB-sized file (dd, 1 MiB blocks, fsync at the end)
 //   - sequential read of it with every cache dropped (cold), and again (warm)
-//   - untar of a real source tree (Debian's zlib source) and its configure
+//   - untar of a real source tree (Debian's zlib source), median of -runs
+//   - configure and make -j2 of the first tree untarred
 //   - a null make (nothing to rebuild) in that tree, median of 5
 //   - ls -l of a directory of 1000 files made on the serving host's own
-//     disk (h2's for local, h1's for sprite and sshfs): no cache has it
+//     disk (h2's for local, h1's for sprite and sshfs): no cache has it;
+//     median of -runs, each of a directory of its own
+//
+// Untar and ls -l run in rounds, each round on the three targets in turn,
+// so that a neighbour's load on this machine falls on all of them alike.
 //
 // Every time is taken inside h2 (no lab exec overhead). It prints a table
 // and writes docs/bench/fs.md. The lab is torn down at the end.
@@ -33,6 +38,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,8 +62,13 @@ func main() {
 	mib := flag.Int("mib", 1024, "size of the sequential file in MiB")
 	src := flag.String("src", "", "source tarball to untar and make (default: Debian's zlib, fetched into "+srcCache+")")
 	out := flag.String("out", "docs/bench/fs.md", "where to write the results")
+	runs := flag.Int("runs", 5, "rounds of untar and of ls -l, each round on every target in turn")
 	flag.Parse()
-	if err := runBench(*mib, *src, *out); err != nil {
+	if *runs < 1 {
+		fmt.Fprintf(os.Stderr, "bench fs: -runs %d: give 1 or more\n", *runs)
+		os.Exit(2)
+	}
+	if err := runBench(*mib, *runs, *src, *out); err != nil {
 		fmt.Fprintf(os.Stderr, "bench fs: %v\n", err)
 		os.Exit(1)
 	}
@@ -102,7 +113,7 @@ func sourceTarball(src string) (string, error) {
 	return "", fmt.Errorf("apt-get source zlib left no zlib_*.orig.tar.* in %s; give -src a tarball", srcCache)
 }
 
-func runBench(mib int, src, out string) error {
+func runBench(mib, runs int, src, out string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (it brings up a lab)")
 	}
@@ -139,16 +150,11 @@ func runBench(mib int, src, out string) error {
 		// directory that sprite's run removed and made again.
 		{"sshfs (h1 over ssh)", "/tmp/sshfs/bench-sshfs", "h1", "/home/alice/bench-sshfs"},
 	}
-	res := map[string]map[string]float64{}
-	for _, t := range targets {
-		fmt.Fprintf(os.Stderr, "== %s\n", t.name)
-		r, err := measure(t, mib)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		res[t.name] = r
+	res, err := measureAll(targets, mib, runs)
+	if err != nil {
+		return err
 	}
-	table := report(targets, res, mib)
+	table := report(targets, res, mib, runs)
 	fmt.Print(table)
 	return os.WriteFile(out, []byte(table), 0o644)
 }
@@ -191,64 +197,118 @@ mkdir -p /tmp/sshfs/bench-sshfs && chown alice: /tmp/sshfs/bench-sshfs`, sshPort
 	return nil
 }
 
-// measure runs every workload on t, as alice on h2.
-func measure(t target, mib int) (map[string]float64, error) {
-	r := map[string]float64{}
-	if err := sh("h2", "alice", "rm -rf "+t.dir+" && mkdir -p "+t.dir); err != nil {
-		return nil, err
+// measureAll runs every workload as alice on h2. The sequential file and
+// the build run on one target after the other; untar and ls -l run in
+// rounds, each round on every target in turn, so that a neighbour's load
+// on this machine falls on all of them alike, and the table gives each
+// one's median.
+func measureAll(targets []target, mib, runs int) (map[string]map[string]stat, error) {
+	res := map[string]map[string]stat{}
+	for _, t := range targets {
+		fmt.Fprintf(os.Stderr, "== %s\n", t.name)
+		if err := sh("h2", "alice", "rm -rf "+t.dir+" && mkdir -p "+t.dir); err != nil {
+			return nil, err
+		}
+		r, err := measureFile(t, mib)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		res[t.name] = r
 	}
+	untar := func(t target, i int) (time.Duration, error) {
+		dropCaches()
+		return timed(fmt.Sprintf("mkdir %s/u%d && tar xf /tmp/src.tar -C %s/u%d", t.dir, i, t.dir, i))
+	}
+	// As root, then given to alice: through sshfs, whose ssh user is
+	// root, the bench directory on h1 is root's.
+	lsl := func(t target, i int) (time.Duration, error) {
+		d := fmt.Sprintf("%s/ls%d", t.serverDir, i)
+		if err := sh(t.server, "", "mkdir "+d+" && cd "+d+" && for i in $(seq 1000); do echo $i > f$i; done && chown -R alice: ."); err != nil {
+			return 0, err
+		}
+		return timed(fmt.Sprintf("ls -l %s/ls%d >/dev/null", t.dir, i))
+	}
+	for _, w := range []struct {
+		key string
+		run func(target, int) (time.Duration, error)
+	}{{"untar", untar}, {"lsl", lsl}} {
+		fmt.Fprintf(os.Stderr, "== %s, %d rounds\n", w.key, runs)
+		got := map[string][]float64{}
+		for i := range runs {
+			for _, t := range targets {
+				d, err := w.run(t, i)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", t.name, err)
+				}
+				got[t.name] = append(got[t.name], d.Seconds())
+			}
+		}
+		for _, t := range targets {
+			res[t.name][w.key] = statOf(got[t.name])
+		}
+	}
+	for _, t := range targets {
+		fmt.Fprintf(os.Stderr, "== %s: build\n", t.name)
+		if err := measureBuild(t, res[t.name]); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		sh("h2", "alice", "rm -rf "+t.dir)
+	}
+	return res, nil
+}
+
+// stat is a workload's median and range over its runs.
+type stat struct{ med, lo, hi float64 }
+
+func statOf(v []float64) stat {
+	v = slices.Clone(v)
+	sort.Float64s(v)
+	return stat{med: v[len(v)/2], lo: v[0], hi: v[len(v)-1]}
+}
+
+// measureFile writes, then reads cold and warm, a file of mib MiB on t.
+func measureFile(t target, mib int) (map[string]stat, error) {
+	r := map[string]stat{}
 	f := t.dir + "/big"
 	w, err := timed(fmt.Sprintf("dd if=/dev/zero of=%s bs=1M count=%d conv=fsync status=none", f, mib))
 	if err != nil {
 		return nil, err
 	}
-	r["write"] = float64(mib) / w.Seconds()
+	r["write"] = statOf([]float64{float64(mib) / w.Seconds()})
 	dropCaches()
 	rd, err := timed(fmt.Sprintf("dd if=%s of=/dev/null bs=1M status=none", f))
 	if err != nil {
 		return nil, err
 	}
-	r["read"] = float64(mib) / rd.Seconds()
+	r["read"] = statOf([]float64{float64(mib) / rd.Seconds()})
 	rd2, err := timed(fmt.Sprintf("dd if=%s of=/dev/null bs=1M status=none", f))
 	if err != nil {
 		return nil, err
 	}
-	r["reread"] = float64(mib) / rd2.Seconds()
+	r["reread"] = statOf([]float64{float64(mib) / rd2.Seconds()})
 	sh("h2", "alice", "rm -f "+f)
-	dropCaches()
-	untar, err := timed("tar xf /tmp/src.tar -C " + t.dir)
-	if err != nil {
-		return nil, err
-	}
-	r["untar"] = untar.Seconds()
-	tree := "cd " + t.dir + "/zlib-* && "
+	return r, nil
+}
+
+// measureBuild configures and makes the first untarred tree on t, then
+// makes it again five times with nothing to do.
+func measureBuild(t target, r map[string]stat) error {
+	tree := "cd " + t.dir + "/u0/zlib-* && "
 	cfg, err := timed(tree + "./configure >/dev/null && make -j2 >/dev/null 2>&1")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r["build"] = cfg.Seconds()
+	r["build"] = statOf([]float64{cfg.Seconds()})
 	var nulls []float64
 	for range 5 {
 		d, err := timed(tree + "make >/dev/null")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		nulls = append(nulls, d.Seconds())
 	}
-	sort.Float64s(nulls)
-	r["nullmake"] = nulls[2]
-	// As root, then given to alice: through sshfs, whose ssh user is
-	// root, the bench directory on h1 is root's.
-	if err := sh(t.server, "", "mkdir "+t.serverDir+"/ls && cd "+t.serverDir+"/ls && for i in $(seq 1000); do echo $i > f$i; done && chown -R alice: ."); err != nil {
-		return nil, err
-	}
-	lsl, err := timed("ls -l " + t.dir + "/ls >/dev/null")
-	if err != nil {
-		return nil, err
-	}
-	r["lsl"] = lsl.Seconds()
-	sh("h2", "alice", "rm -rf "+t.dir)
-	return r, nil
+	r["nullmake"] = statOf(nulls)
+	return nil
 }
 
 func dropCaches() { sh("h2", "", "sync; echo 3 > /proc/sys/vm/drop_caches") }
@@ -285,7 +345,7 @@ func run(name string, args ...string) error {
 	return cmd.Run()
 }
 
-func report(targets []target, res map[string]map[string]float64, mib int) string {
+func report(targets []target, res map[string]map[string]stat, mib, runs int) string {
 	var b strings.Builder
 	local, spr, ssh := res[targets[0].name], res[targets[1].name], res[targets[2].name]
 	fmt.Fprintf(&b, "# sprite file system benchmark\n\n")
@@ -294,27 +354,35 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 		"/home/alice mounted on h2 with sshfs over ssh (a directory of its own there), *local* h2's own /home. Both hosts share one kernel, "+
 		"so \"cold\" reads drop the page cache of both (`drop_caches`).\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOARCH)
+	fmt.Fprintf(&b, "Untar and ls -l run in %d rounds, each round on local, sprite and sshfs in turn, so that "+
+		"a neighbour's load on this virtual machine falls on all three alike: their rows give the median "+
+		"and, in brackets, the fastest and slowest run. The sequential file and the build run once on each, "+
+		"one after the other: compare runs, not one row.", runs)
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
-		fmt.Fprintf(&b, "Machine load average (1, 5, 15 min) at the end: %s. The workloads run one after the other, "+
-			"so a neighbour's load on this virtual machine falls on some columns and not others: compare runs, "+
-			"not one row.\n\n", strings.Join(strings.Fields(string(la))[:3], " "))
+		fmt.Fprintf(&b, " Machine load average (1, 5, 15 min) at the end: %s.", strings.Join(strings.Fields(string(la))[:3], " "))
 	}
-	fmt.Fprintf(&b, "| workload | local | sprite | sshfs | sprite/local | sprite vs sshfs |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\n\n| workload | local | sprite | sshfs | sprite/local | sprite vs sshfs |\n|---|---|---|---|---|---|\n")
 	rate := func(name, key string) {
 		fmt.Fprintf(&b, "| %s | %.0f MB/s | %.0f MB/s | %.0f MB/s | %.0f%% | %.2fx |\n", name,
-			local[key], spr[key], ssh[key], 100*spr[key]/local[key], spr[key]/ssh[key])
+			local[key].med, spr[key].med, ssh[key].med, 100*spr[key].med/local[key].med, spr[key].med/ssh[key].med)
+	}
+	cell := func(st stat) string {
+		if st.lo == st.hi {
+			return fmt.Sprintf("%.3f s", st.med)
+		}
+		return fmt.Sprintf("%.3f s (%.3f–%.3f)", st.med, st.lo, st.hi)
 	}
 	secs := func(name, key string) {
-		fmt.Fprintf(&b, "| %s | %.3f s | %.3f s | %.3f s | %.2fx the time | %.2fx faster |\n", name,
-			local[key], spr[key], ssh[key], spr[key]/local[key], ssh[key]/spr[key])
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2fx the time | %.2fx faster |\n", name,
+			cell(local[key]), cell(spr[key]), cell(ssh[key]), spr[key].med/local[key].med, ssh[key].med/spr[key].med)
 	}
 	rate(fmt.Sprintf("sequential write, %d MiB, fsync", mib), "write")
 	rate(fmt.Sprintf("sequential read, %d MiB, cold", mib), "read")
 	rate(fmt.Sprintf("sequential read, %d MiB, warm", mib), "reread")
-	secs("untar zlib source", "untar")
+	secs(fmt.Sprintf("untar zlib source (median of %d)", runs), "untar")
 	secs("configure + make -j2", "build")
 	secs("null make (median of 5)", "nullmake")
-	secs("ls -l of 1000 new files", "lsl")
+	secs(fmt.Sprintf("ls -l of 1000 new files (median of %d)", runs), "lsl")
 	fmt.Fprintf(&b, "\nGoals (brief): sequential read >= 70%% of local and >= 2x sshfs; "+
 		"metadata-heavy work (untar, null make, ls -l) within 2x of local and >= 2x faster than sshfs.\n")
 	goal := func(ok bool) string {
@@ -323,15 +391,14 @@ func report(targets []target, res map[string]map[string]float64, mib int) string
 		}
 		return "**not met**"
 	}
+	m := func(r map[string]stat, key string) float64 { return r[key].med }
 	fmt.Fprintf(&b, "\n| goal | this run |\n|---|---|\n")
-	fmt.Fprintf(&b, "| cold sequential read >= 70%% of local | %.0f%%: %s |\n", 100*spr["read"]/local["read"], goal(spr["read"] >= 0.7*local["read"]))
-	fmt.Fprintf(&b, "| cold sequential read >= 2x sshfs | %.2fx: %s |\n", spr["read"]/ssh["read"], goal(spr["read"] >= 2*ssh["read"]))
-	fmt.Fprintf(&b, "| untar within 2x of local | %.1fx: %s |\n", spr["untar"]/local["untar"], goal(spr["untar"] <= 2*local["untar"]))
-	fmt.Fprintf(&b, "| untar >= 2x faster than sshfs | %.2fx: %s |\n", ssh["untar"]/spr["untar"], goal(ssh["untar"] >= 2*spr["untar"]))
-	fmt.Fprintf(&b, "| null make within 2x of local | %.1fx: %s |\n", spr["nullmake"]/local["nullmake"], goal(spr["nullmake"] <= 2*local["nullmake"]))
-	fmt.Fprintf(&b, "| null make >= 2x faster than sshfs | %.2fx: %s |\n", ssh["nullmake"]/spr["nullmake"], goal(ssh["nullmake"] >= 2*spr["nullmake"]))
-	fmt.Fprintf(&b, "| ls -l within 2x of local | %.1fx: %s |\n", spr["lsl"]/local["lsl"], goal(spr["lsl"] <= 2*local["lsl"]))
-	fmt.Fprintf(&b, "| ls -l >= 2x faster than sshfs | %.2fx: %s |\n", ssh["lsl"]/spr["lsl"], goal(ssh["lsl"] >= 2*spr["lsl"]))
+	fmt.Fprintf(&b, "| cold sequential read >= 70%% of local | %.0f%%: %s |\n", 100*m(spr, "read")/m(local, "read"), goal(m(spr, "read") >= 0.7*m(local, "read")))
+	fmt.Fprintf(&b, "| cold sequential read >= 2x sshfs | %.2fx: %s |\n", m(spr, "read")/m(ssh, "read"), goal(m(spr, "read") >= 2*m(ssh, "read")))
+	for _, w := range []struct{ name, key string }{{"untar", "untar"}, {"null make", "nullmake"}, {"ls -l", "lsl"}} {
+		fmt.Fprintf(&b, "| %s within 2x of local | %.1fx: %s |\n", w.name, m(spr, w.key)/m(local, w.key), goal(m(spr, w.key) <= 2*m(local, w.key)))
+		fmt.Fprintf(&b, "| %s >= 2x faster than sshfs | %.2fx: %s |\n", w.name, m(ssh, w.key)/m(spr, w.key), goal(m(ssh, w.key) >= 2*m(spr, w.key)))
+	}
 	b.WriteString(notes)
 	return b.String()
 }
