@@ -22,13 +22,13 @@
 // carry the listed attributes: dirhandle.go), and its attributes the
 // kernel's next Getattr (asked after every readdir), until an
 // invalidation of the directory or an entry in it, or a change of it from
-// this host (listing.go); so do a
-// file's attributes from its open or getattr, unless this host holds it
-// open for writing or under concurrent write sharing; a file
-// the server said has no extended attributes answers getxattr itself, as
-// long (xattr.go). The servers push invalidations
-// (fs.invalidate), which Invalidate applies with NotifyEntry and
-// NotifyContent. Never from inside a FUSE handler: the kernel may wait on
+// this host (listing.go); so do a file's attributes from its open or
+// getattr, unless this host holds it open for writing or under concurrent
+// write sharing; a file the server said has no extended attributes
+// answers getxattr itself, as long (xattr.go); security labels and POSIX
+// ACLs are "not supported" here, answered without a call (xattr.go). The
+// servers push invalidations (fs.invalidate), which Invalidate applies
+// with NotifyEntry and NotifyContent. Never from inside a FUSE handler: the kernel may wait on
 // that very handler. Invalidate runs on the RPC handler's goroutine and
 // waits at most invalidateWait, so a notification that the kernel holds up
 // behind a request in flight (a page locked by a write that waits on the

@@ -74,7 +74,9 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 		MountOptions: fuse.MountOptions{
 			AllowOther: true, FsName: "sprite", Name: "sprite", DirectMount: true, DirectMountStrict: true,
 			MaxWrite: fs.MaxIO, MaxReadAhead: fs.MaxIO, MaxBackground: 64,
-			IgnoreSecurityLabels: true,
+			// Security labels and ACLs are answered "not supported" by
+			// the node (xattr.go), not "no such attribute" by go-fuse.
+			IgnoreSecurityLabels: false,
 			// Replies carry bytes, never a file descriptor to splice from.
 			DisableSplice: true,
 			// READDIRPLUS stays on: an open directory fills its entries

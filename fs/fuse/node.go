@@ -500,6 +500,9 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if notCarried(attr) {
+		return 0, syscall.EOPNOTSUPP
+	}
 	if n.knownNoXattr() {
 		return 0, syscall.ENODATA
 	}
@@ -510,18 +513,27 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	return uint32(max(sz, copy(dest, data))), 0
 }
 
+// Listxattr asks the server for the whole list, even when the kernel asks
+// only for its size, to leave out the names /sprite does not carry.
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	if n.knownNoXattr() {
 		return 0, 0
 	}
-	data, sz, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodListxattr, n.path(), "", nil, len(dest), 0)
+	data, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodListxattr, n.path(), "", nil, fs.MaxXattr, 0)
 	if err != nil {
 		return 0, errno(err)
 	}
-	return uint32(max(sz, copy(dest, data))), 0
+	list := dropNotCarried(data)
+	if len(dest) > 0 && len(list) > len(dest) {
+		return uint32(len(list)), syscall.ERANGE
+	}
+	return uint32(max(len(list), copy(dest, list))), 0
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if notCarried(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	n.changeStart()
 	defer n.changeEnd(nil)
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodSetxattr, n.path(), attr, data, 0, flags)
@@ -529,6 +541,9 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	if notCarried(attr) {
+		return syscall.EOPNOTSUPP
+	}
 	n.changeStart()
 	defer n.changeEnd(nil)
 	_, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodRmxattr, n.path(), attr, nil, 0, 0)
