@@ -231,14 +231,27 @@ func TestListingKeptUntilChanged(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d, "c"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	reset()
 	if got := names(); got != "a b c" {
 		t.Errorf("after a create through the mount: listing %q, want \"a b c\"", got)
 	}
-	names()
-	names()
-	if got := count(fs.MethodReaddir); got != 1 {
-		t.Errorf("%d fs.readdir calls for three listings in a row, want 1", got)
+	// Three listings in a row make one readdir at most (none when the one
+	// above is still kept). The server's watcher may tell of the changes
+	// made on its disk above a few milliseconds late, each dropping the
+	// listing (as it should): then try again.
+	for try := 1; ; try++ {
+		reset()
+		names()
+		names()
+		names()
+		got := count(fs.MethodReaddir)
+		if got <= 1 {
+			break
+		}
+		if try == 5 {
+			t.Errorf("%d fs.readdir calls for three listings in a row (%d tries), want 1 at most", got, try)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if err := os.Rename(filepath.Join(d, "c"), filepath.Join(d, "e")); err != nil {
 		t.Fatal(err)
