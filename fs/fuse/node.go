@@ -514,16 +514,23 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 }
 
 // Listxattr asks the server for the whole list, even when the kernel asks
-// only for its size, to leave out the names /sprite does not carry.
+// only for its size, to leave out the names /sprite does not carry. A
+// list with nothing else says the file has no extended attributes, as a
+// lookup's reply does (xattr.go).
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	if n.knownNoXattr() {
 		return 0, 0
 	}
+	gen := n.listStart()
+	at := time.Now()
 	data, _, err := n.m.c.Xattr(ctx, n.m.cred(ctx), fs.MethodListxattr, n.path(), "", nil, fs.MaxXattr, 0)
 	if err != nil {
 		return 0, errno(err)
 	}
 	list := dropNotCarried(data)
+	if len(list) == 0 && n.kind == fs.RouteDomain {
+		n.keepNoXattr(at, gen)
+	}
 	if len(dest) > 0 && len(list) > len(dest) {
 		return uint32(len(list)), syscall.ERANGE
 	}

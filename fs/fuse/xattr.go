@@ -14,7 +14,9 @@ import (
 // Python's shutil.copy2) list every file's extended attributes: without
 // help, a call to the server per file, answered "none" for nearly every
 // file. The server says in a lookup's or getattr's reply whether the file
-// has no extended attributes at all (fs.Attr.NoXattr); the node keeps
+// has no extended attributes at all (fs.Attr.NoXattr), and a listxattr
+// that finds none says the same (the server counts it as asking about the
+// file, as it does a lookup); the node keeps
 // that for CacheTimeout from the request, as the kernel keeps the
 // attributes themselves, and answers getxattr (ENODATA) and listxattr
 // (none) itself meanwhile. The server tells this host of a change of the
