@@ -113,8 +113,7 @@ func (e *export) lstat(rel string) (*Attr, *unix.Stat_t, error) {
 }
 
 // lstatX is lstat, and says in NoXattr whether rel has no extended
-// attributes (a lookup's or getattr's reply: ls -l asks each file for
-// its security label next).
+// attributes that /sprite carries (a lookup's or getattr's reply).
 func (e *export) lstatX(rel string) (*Attr, error) {
 	a, _, err := e.lstatOf(rel, true)
 	return a, err
@@ -142,9 +141,7 @@ func (e *export) lstatOf(rel string, xattrs bool) (*Attr, *unix.Stat_t, error) {
 	// The directory's magic link leads to the directory already opened
 	// beneath the export; name is one component, not followed.
 	if xattrs {
-		if n, err := unix.Llistxattr(procPath(pfd)+"/"+name, nil); err == nil && n == 0 {
-			a.NoXattr = true
-		}
+		a.NoXattr = carriesNone(procPath(pfd) + "/" + name)
 	}
 	return a, &st, nil
 }
@@ -208,9 +205,7 @@ func (e *export) statEntries(rel string, ents []Dirent) {
 			continue
 		}
 		a := e.attr(&st)
-		if n, err := unix.Llistxattr(dir+ents[i].Name, nil); err == nil && n == 0 {
-			a.NoXattr = true
-		}
+		a.NoXattr = carriesNone(dir + ents[i].Name)
 		ents[i].Attr = a
 	}
 }

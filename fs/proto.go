@@ -205,8 +205,9 @@ type Attr struct {
 	Rdev    uint32 `cbor:"11,keyasint,omitempty"`
 	Blksize uint32 `cbor:"12,keyasint,omitempty"`
 	// NoXattr (fs.lookup, fs.getattr of a path) says the file has no
-	// extended attributes: the client may answer getxattr and listxattr
-	// itself while it trusts these attributes.
+	// extended attributes but those /sprite does not carry (NotCarried):
+	// the client may answer getxattr and listxattr itself while it
+	// trusts these attributes.
 	NoXattr bool `cbor:"13,keyasint,omitempty"`
 	// Local (never sent) marks attributes a client made up from its own
 	// writes (owncopy.go): not to be kept.

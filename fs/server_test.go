@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 type logBuf struct {
@@ -239,6 +241,38 @@ func TestXattrsAsUser(t *testing.T) {
 	}
 	if r := call(t, s, MethodRmxattr, Req{Path: "x", Name: "user.color"}); r.Errno != 0 {
 		t.Fatalf("removexattr: %v", errno(r))
+	}
+}
+
+// TestNoXattrIgnoresLabels: a lookup's and a listing's NoXattr say
+// whether a file has any extended attribute /sprite carries; a security
+// label alone (every file of an SELinux host has one) does not count, a
+// user attribute does.
+func TestNoXattrIgnoresLabels(t *testing.T) {
+	s, dir, _ := testServer(t)
+	for name, attr := range map[string]string{"plain": "", "labelled": "security.sprite-test", "tagged": "user.tag"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if attr != "" {
+			if err := unix.Setxattr(p, attr, []byte("v"), 0); err != nil {
+				t.Fatalf("set %s on the export (needs root): %v", attr, err)
+			}
+		}
+	}
+	want := map[string]bool{"plain": true, "labelled": true, "tagged": false}
+	for name, none := range want {
+		r := call(t, s, MethodLookup, Req{Name: name})
+		if r.Errno != 0 || r.Attr == nil || r.Attr.NoXattr != none {
+			t.Errorf("lookup %s: %+v, errno %v; want NoXattr %v", name, r.Attr, errno(r), none)
+		}
+	}
+	r := call(t, s, MethodReaddir, Req{Flags: ReaddirAttrs})
+	for _, e := range r.Entries {
+		if none, ok := want[e.Name]; ok && (e.Attr == nil || e.Attr.NoXattr != none) {
+			t.Errorf("readdir entry %s: %+v; want NoXattr %v", e.Name, e.Attr, none)
+		}
 	}
 }
 

@@ -1,7 +1,9 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -111,4 +113,33 @@ func opListxattr(c *opCtx) (*Resp, error) {
 		return &Resp{N: int64(n)}, nil
 	}
 	return &Resp{Data: buf[:n], N: int64(n)}, nil
+}
+
+// NotCarried reports whether /sprite leaves out extended attribute name:
+// security labels and capabilities (the "security." namespace) and POSIX
+// ACLs. They mean something only to the kernel that enforces them. The
+// serving host's does: the server runs every request as the requesting
+// user, with the labels and ACLs on its disk. A client's kernel takes
+// neither, so clients answer "not supported" for them (fs/fuse).
+func NotCarried(name string) bool {
+	return strings.HasPrefix(name, "security.") ||
+		name == "system.posix_acl_access" || name == "system.posix_acl_default"
+}
+
+// carriesNone reports whether the file at p (not followed if a symlink)
+// has no extended attribute that /sprite carries: Attr.NoXattr. On a host
+// that labels every file (SELinux), a file with nothing but its label has
+// none.
+func carriesNone(p string) bool {
+	var buf [1024]byte
+	n, err := unix.Llistxattr(p, buf[:])
+	if err != nil {
+		return false // a list too long for buf (ERANGE) has more than labels
+	}
+	for _, name := range bytes.Split(buf[:n], []byte{0}) {
+		if len(name) > 0 && !NotCarried(string(name)) {
+			return false
+		}
+	}
+	return true
 }

@@ -500,7 +500,7 @@ func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
-	if notCarried(attr) {
+	if fs.NotCarried(attr) {
 		return 0, syscall.EOPNOTSUPP
 	}
 	if n.knownNoXattr() {
@@ -538,7 +538,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if notCarried(attr) {
+	if fs.NotCarried(attr) {
 		return syscall.EOPNOTSUPP
 	}
 	n.changeStart()
@@ -548,7 +548,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 }
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
-	if notCarried(attr) {
+	if fs.NotCarried(attr) {
 		return syscall.EOPNOTSUPP
 	}
 	n.changeStart()

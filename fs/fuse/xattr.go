@@ -2,10 +2,11 @@ package fusefs
 
 import (
 	"bytes"
-	"strings"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
+
+	"sprite/fs"
 )
 
 // Files without extended attributes.
@@ -81,30 +82,18 @@ func (x xattrLookup) noXattr(ch *gofs.Inode, ino uint64) {
 	}
 }
 
-// Names /sprite does not carry.
-//
-// Security labels and capabilities (the "security." namespace) and POSIX
-// ACLs (system.posix_acl_access and _default) mean something only to the
-// kernel that enforces them. The serving host's kernel does: the server
-// runs every request as the requesting user, with the labels and ACLs on
-// its disk. This host's kernel takes neither (the mount negotiates no
-// POSIX ACLs, and labels are this host's own security module's business).
-// So getxattr, setxattr and removexattr of those names answer "not
-// supported" (EOPNOTSUPP) without a call, and listxattr leaves them out,
-// as a file system without them does: getfacl says "Operation not
-// supported", cp -a and tar copy no ACLs out of /sprite or into it.
+// Names /sprite does not carry (fs.NotCarried: security labels and
+// capabilities, POSIX ACLs): getxattr, setxattr and removexattr of them
+// answer "not supported" (EOPNOTSUPP) without a call, and listxattr
+// leaves them out, as a file system without them does: getfacl says
+// "Operation not supported", cp -a and tar copy no ACLs out of /sprite or
+// into it.
 //
 // "Not supported", not "no such attribute", also spares ls -l two
 // requests through FUSE per file: coreutils' ls asks every file it lists
 // for its security label and its ACL, and stops asking on a file system
 // once one file answers "not supported". (The kernel turns getxattr off
 // for the whole mount only when the daemon answers ENOSYS, never on this.)
-
-// notCarried reports whether /sprite leaves out extended attribute name.
-func notCarried(name string) bool {
-	return strings.HasPrefix(name, "security.") ||
-		name == "system.posix_acl_access" || name == "system.posix_acl_default"
-}
 
 // dropNotCarried returns list (names, each ending in NUL) without the
 // names /sprite leaves out; list itself is not changed.
@@ -115,7 +104,7 @@ func dropNotCarried(list []byte) []byte {
 		if i < 0 {
 			i = len(list) - 1 // a last name without its NUL
 		}
-		if !notCarried(string(list[:i])) {
+		if !fs.NotCarried(string(list[:i])) {
 			out = append(out, list[:i+1]...)
 		}
 		list = list[i+1:]
