@@ -36,16 +36,7 @@ type ClientStream struct {
 
 // Start opens a call over conn and sends its header.
 func Start(ctx context.Context, conn Conn, method string, args any, limit int) (*ClientStream, error) {
-	h := wire.CallHeader{Method: method}
-	if args != nil {
-		b, err := wire.Marshal(args)
-		if err != nil {
-			conn.Abort()
-			return nil, err
-		}
-		h.Args = b
-	}
-	b, err := wire.Marshal(h)
+	b, err := callHeader(method, args, false)
 	if err != nil {
 		conn.Abort()
 		return nil, err
@@ -57,6 +48,20 @@ func Start(ctx context.Context, conn Conn, method string, args any, limit int) (
 		return nil, ctxErr(ctx, fmt.Errorf("%s: send call: %w", method, err))
 	}
 	return &ClientStream{method: method, conn: conn, limit: limit, stop: stop, ctx: ctx}, nil
+}
+
+// callHeader encodes a call's header: method, args, and whether it asks
+// to keep its stream (InvokeKept).
+func callHeader(method string, args any, keep bool) ([]byte, error) {
+	h := wire.CallHeader{Method: method, Keep: keep}
+	if args != nil {
+		b, err := wire.Marshal(args)
+		if err != nil {
+			return nil, err
+		}
+		h.Args = b
+	}
+	return wire.Marshal(h)
 }
 
 // Send sends one CBOR message to the handler.

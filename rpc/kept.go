@@ -48,15 +48,7 @@ func InvokeKept(ctx context.Context, conn Conn, method string, args, reply any, 
 // keptCall encodes a kept call's two frames, its header and the FrameEnd
 // that ends its input, to be written at once.
 func keptCall(method string, args any, limit int) ([]byte, error) {
-	h := wire.CallHeader{Method: method, Keep: true}
-	if args != nil {
-		b, err := wire.Marshal(args)
-		if err != nil {
-			return nil, err
-		}
-		h.Args = b
-	}
-	b, err := wire.Marshal(h)
+	b, err := callHeader(method, args, true)
 	if err != nil {
 		return nil, err
 	}
