@@ -327,3 +327,18 @@ func TestSymlinkXattrs(t *testing.T) {
 		t.Errorf("a symlink's attributes logged as an escape:\n%s", log)
 	}
 }
+
+func TestDropNotCarried(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                               "",
+		"user.a\x00":                     "user.a\x00",
+		"security.selinux\x00user.a\x00": "user.a\x00",
+		"user.a\x00system.posix_acl_access\x00user.b\x00": "user.a\x00user.b\x00",
+		"trusted.x\x00security.capability":                "trusted.x\x00",
+		"system.posix_acl_default\x00":                    "",
+	} {
+		if got := string(DropNotCarried([]byte(in))); got != want {
+			t.Errorf("DropNotCarried(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

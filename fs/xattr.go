@@ -136,10 +136,22 @@ func carriesNone(p string) bool {
 	if err != nil {
 		return false // a list too long for buf (ERANGE) has more than labels
 	}
-	for _, name := range bytes.Split(buf[:n], []byte{0}) {
-		if len(name) > 0 && !NotCarried(string(name)) {
-			return false
+	return len(DropNotCarried(buf[:n])) == 0
+}
+
+// DropNotCarried returns list (listxattr's names, each ending in NUL)
+// without the names /sprite does not carry; list itself is not changed.
+func DropNotCarried(list []byte) []byte {
+	var out []byte
+	for len(list) > 0 {
+		i := bytes.IndexByte(list, 0)
+		if i < 0 {
+			i = len(list) - 1 // a last name without its NUL
 		}
+		if !NotCarried(string(list[:i])) {
+			out = append(out, list[:i+1]...)
+		}
+		list = list[i+1:]
 	}
-	return true
+	return out
 }

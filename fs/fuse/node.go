@@ -527,7 +527,7 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if err != nil {
 		return 0, errno(err)
 	}
-	list := dropNotCarried(data)
+	list := fs.DropNotCarried(data)
 	if len(list) == 0 && n.kind == fs.RouteDomain {
 		n.keepNoXattr(at, gen)
 	}

@@ -1,12 +1,9 @@
 package fusefs
 
 import (
-	"bytes"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
-
-	"sprite/fs"
 )
 
 // Files without extended attributes.
@@ -85,29 +82,12 @@ func (x xattrLookup) noXattr(ch *gofs.Inode, ino uint64) {
 // Names /sprite does not carry (fs.NotCarried: security labels and
 // capabilities, POSIX ACLs): getxattr, setxattr and removexattr of them
 // answer "not supported" (EOPNOTSUPP) without a call, and listxattr
-// leaves them out, as a file system without them does: getfacl says
-// "Operation not supported", cp -a and tar copy no ACLs out of /sprite or
-// into it.
+// leaves them out (fs.DropNotCarried), as a file system without them
+// does: getfacl says "Operation not supported", cp -a and tar copy no
+// ACLs out of /sprite or into it.
 //
 // "Not supported", not "no such attribute", also spares ls -l two
 // requests through FUSE per file: coreutils' ls asks every file it lists
 // for its security label and its ACL, and stops asking on a file system
 // once one file answers "not supported". (The kernel turns getxattr off
 // for the whole mount only when the daemon answers ENOSYS, never on this.)
-
-// dropNotCarried returns list (names, each ending in NUL) without the
-// names /sprite leaves out; list itself is not changed.
-func dropNotCarried(list []byte) []byte {
-	out := make([]byte, 0, len(list))
-	for len(list) > 0 {
-		i := bytes.IndexByte(list, 0)
-		if i < 0 {
-			i = len(list) - 1 // a last name without its NUL
-		}
-		if !fs.NotCarried(string(list[:i])) {
-			out = append(out, list[:i+1]...)
-		}
-		list = list[i+1:]
-	}
-	return out
-}

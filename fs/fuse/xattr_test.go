@@ -69,18 +69,3 @@ func TestLabelsAndACLsNotCarried(t *testing.T) {
 		t.Errorf("listxattr into 3 bytes: %v, want ERANGE", err)
 	}
 }
-
-func TestDropNotCarried(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                               "",
-		"user.a\x00":                     "user.a\x00",
-		"security.selinux\x00user.a\x00": "user.a\x00",
-		"user.a\x00system.posix_acl_access\x00user.b\x00": "user.a\x00user.b\x00",
-		"trusted.x\x00security.capability":                "trusted.x\x00",
-		"system.posix_acl_default\x00":                    "",
-	} {
-		if got := string(dropNotCarried([]byte(in))); got != want {
-			t.Errorf("dropNotCarried(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
