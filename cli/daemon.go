@@ -38,7 +38,7 @@ func daemonMain(args []string) error {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return fmt.Errorf("config log_level %q: use debug, info, warn or error", cfg.LogLevel)
+		return fmt.Errorf("config log_level %q: use debug, info, warn or error (debug-4 also logs every FUSE request)", cfg.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("host", cfg.Name)
 	slog.SetDefault(log)

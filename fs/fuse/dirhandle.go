@@ -7,6 +7,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"sprite/fs"
 )
 
 // Open directories, and the kernel's READDIRPLUS.
@@ -38,7 +40,25 @@ import (
 // Entries are read once per open, at the first readdir (node.readdir),
 // and served by offset: an entry's offset is its index plus one, so a
 // seekdir (telldir's value) and the kernel's retry of a readdir it cut
-// short land on the same entry; a rewind does not read again.
+// short land on the same entry; a rewind reads again (Seekdir).
+//
+// The kernel keeps a directory's entries itself where an open allows it
+// (FOPEN_CACHE_DIR): it fills its cache from the READDIRPLUS replies of
+// such an open and reads the next such open from it, with no request
+// but the opendir and the releasedir (make lists each directory it
+// searches on every run). An open allows it while the node keeps a
+// listing for the caller, and then the kernel's cache holds nothing older
+// than that listing: the open that does not allow it drops the cache
+// (it goes without FOPEN_KEEP_CACHE), as do a change of the directory from
+// this host (the kernel's own doing) and an invalidation of the directory
+// or of a name in it (Mount.invalidate: NotifyContent of the directory,
+// once an open allowed the cache, node.kernelListed; the kernel itself
+// drops it only for a name it has an entry for). A rewind reads the
+// directory again (Seekdir), so that a handle opened before a change
+// fills the cache with what follows it. A READDIRPLUS still on its way
+// when an invalidation drops the cache may refill it with the old
+// entries; the next open that finds no listing drops them, CacheTimeout
+// after the listing at the latest.
 
 // dirHandle is an open directory. go-fuse calls its methods one at a
 // time (it holds the handle's own lock around them).
@@ -56,9 +76,28 @@ var (
 )
 
 // OpendirHandle opens n for reading; nothing is asked of the server until
-// the first readdir.
+// the first readdir. While n's listing for the caller is kept, the kernel
+// may read the directory from its own cache of it and fill that cache
+// (FOPEN_CACHE_DIR, with FOPEN_KEEP_CACHE, which go-fuse adds); otherwise
+// it drops that cache and reads through this handle.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	return &dirHandle{n: n}, 0, 0
+	var open uint32
+	if n.kind == fs.RouteDomain && n.kernelMayList(n.m.cred(ctx)) {
+		open = fuse.FOPEN_CACHE_DIR | fuse.FOPEN_KEEP_CACHE
+	}
+	return &dirHandle{n: n}, open, 0
+}
+
+// kernelMayList says whether n keeps a listing for cr, and if so notes
+// that the kernel may keep n's entries from now.
+func (n *node) kernelMayList(cr fs.Cred) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cachedListingLocked(cr) == nil {
+		return false
+	}
+	n.kernelListed = true
+	return true
 }
 
 // load reads the entries, once.
@@ -89,8 +128,15 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	return &e, 0
 }
 
-// Seekdir moves to the entry after offset off.
+// Seekdir moves to the entry after offset off. A rewind reads the
+// directory again at the next readdir, as rewinddir(3) has it (from the
+// listing, while kept): the kernel may fill its cache of the directory
+// from what follows, which must be no older than the listing.
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
+	if off == 0 {
+		d.ents, d.read, d.next = nil, false, 0
+		return 0
+	}
 	if errno := d.load(ctx); errno != 0 {
 		return errno
 	}

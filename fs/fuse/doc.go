@@ -19,7 +19,9 @@
 // invalidation reaches this mount, and for CacheTimeout at most
 // (node.fresh). A directory's listing answers the next readdir of the same
 // user for CacheTimeout (the kernel reads with READDIRPLUS, whose entries
-// carry the listed attributes: dirhandle.go), and its attributes the
+// carry the listed attributes, and while the listing is kept it reads the
+// directory again from its own cache of it: dirhandle.go; a name the
+// listing lacks it keeps as missing for as long, missingKept), and its attributes the
 // kernel's next Getattr (asked after every readdir), until an
 // invalidation of the directory or an entry in it, or a change of it from
 // this host (listing.go); so do a file's attributes from its open or

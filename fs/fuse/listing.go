@@ -89,6 +89,11 @@ type listing struct {
 func (n *node) cachedListing(cr fs.Cred) []fuse.DirEntry {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.cachedListingLocked(cr)
+}
+
+// cachedListingLocked is cachedListing with n.mu held.
+func (n *node) cachedListingLocked(cr fs.Cred) []fuse.DirEntry {
 	l := n.listing
 	if l == nil {
 		return nil

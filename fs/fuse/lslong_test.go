@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -110,4 +111,61 @@ func TestLsLongCostsOneCall(t *testing.T) {
 	if st, err := os.Lstat(filepath.Join(dir, "f30")); err != nil || st.Size() != int64(len("written here")) {
 		t.Errorf("f30 after its write here: %v, %v", st, err)
 	}
+}
+
+// TestListedMissingNameKept: a name a directory's listing lacks is "no
+// such file", and the kernel keeps that answer, as it keeps one from the
+// server: make stats a dozen missing names (RCS, SCCS, its targets) in
+// each directory on every run. Here the second stat comes after a write
+// from this host, after which the listing answers nothing more: a kernel
+// that asked again would cost a call to the server.
+func TestListedMissingNameKept(t *testing.T) {
+	mnt, back, count, reset := countingMount(t)
+	const tries = 5
+	for _, d := range []string{"src1", "src2", "src3", "src4", "src5", "out"} {
+		if err := os.Mkdir(filepath.Join(back, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(back, d), 0o777); err != nil { // root is nobody through the mount
+			t.Fatal(err)
+		}
+	}
+	// The server's watcher may tell of the mkdirs above a few
+	// milliseconds late, each dropping what the kernel keeps of a
+	// directory (as it should): then try again, in the next directory.
+	for try := 1; ; try++ {
+		src := filepath.Join(mnt, "d", fmt.Sprintf("src%d", try))
+		missing := filepath.Join(src, "RCS")
+		if _, err := os.ReadDir(src); err != nil {
+			t.Fatal(err)
+		}
+		reset()
+		if _, err := os.Stat(missing); !os.IsNotExist(err) {
+			t.Fatalf("stat %s: %v, want ENOENT", missing, err)
+		}
+		first := count(fs.MethodLookup)
+		if err := os.WriteFile(filepath.Join(mnt, "d", "out", fmt.Sprintf("o%d", try)), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reset()
+		if _, err := os.Stat(missing); !os.IsNotExist(err) {
+			t.Fatalf("stat %s again: %v, want ENOENT", missing, err)
+		}
+		second := count(fs.MethodLookup)
+		if first == 0 && second == 0 {
+			break
+		}
+		if try == tries {
+			t.Fatalf("stat of a name the listing lacks: %d fs.lookup calls, and again after a write here: %d (%d tries); want none (the listing answers, and the kernel keeps the missing name)", first, second, try)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Kept, and still told: a name made on the server's disk appears.
+	if err := os.WriteFile(filepath.Join(back, "src1", "RCS"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new name", func() error {
+		_, err := os.Stat(filepath.Join(mnt, "d", "src1", "RCS"))
+		return err
+	})
 }

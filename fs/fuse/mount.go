@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,11 @@ type Mount struct {
 	volatile atomic.Int64
 }
 
+// LevelRequests is the log level at which a mount logs every FUSE request
+// and its reply (go-fuse's debug output), as sshfs -d does: the daemon's
+// log_level "debug-4".
+const LevelRequests = slog.LevelDebug - 4
+
 // MountAt mounts c's namespace at dir, creating dir if it is missing and
 // detaching a stale mount a killed daemon left there. It returns once the
 // kernel has the mount.
@@ -86,6 +92,10 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 			// the server checks again as the (squashed) user.
 			Options: []string{"default_permissions"},
 		},
+	}
+	if log.Enabled(context.Background(), LevelRequests) {
+		opts.MountOptions.Debug = true
+		opts.MountOptions.Logger = slog.NewLogLogger(log.Handler(), LevelRequests)
 	}
 	srv, err := mountNoLeak(dir, m.root, opts)
 	if err != nil {
@@ -121,7 +131,7 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 func mountNoLeak(dir string, root gofs.InodeEmbedder, opts *gofs.Options) (*fuse.Server, error) {
 	syscall.ForkLock.RLock()
 	defer syscall.ForkLock.RUnlock()
-	srv, err := fuse.NewServer(gofs.NewNodeFS(root, opts), dir, &opts.MountOptions)
+	srv, err := fuse.NewServer(missingKept{gofs.NewNodeFS(root, opts)}, dir, &opts.MountOptions)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +139,26 @@ func mountNoLeak(dir string, root gofs.InodeEmbedder, opts *gofs.Options) (*fuse
 		unix.CloseOnExec(fd)
 	}
 	return srv, nil
+}
+
+// missingKept lets a node's Lookup give the kernel a missing name for a
+// time of its own: a lookup answered from a directory's listing
+// (lookupListed) may keep "no such name" only for what is left of the
+// listing's time. go-fuse makes a missing name a negative entry only with
+// the mount's NegativeTimeout, and only when the node set no timeout;
+// with one set it replies ENOENT, which the kernel never keeps, and it
+// asks again at every stat: make stats a dozen missing names (RCS, SCCS,
+// its targets) in each directory on every run. A node that sets a
+// timeout longer than noCache on a missing name now gets an entry with
+// no node and that timeout, which the kernel keeps as missing.
+type missingKept struct{ fuse.RawFileSystem }
+
+func (r missingKept) Lookup(cancel <-chan struct{}, h *fuse.InHeader, name string, out *fuse.EntryOut) fuse.Status {
+	st := r.RawFileSystem.Lookup(cancel, h, name, out)
+	if st == fuse.ENOENT && out.NodeId == 0 && out.EntryTimeout() > noCache {
+		return fuse.OK
+	}
+	return st
 }
 
 // fuseFDs lists this process's descriptors of /dev/fuse.
@@ -231,15 +261,21 @@ func (m *Mount) invalidate(it fs.Item) {
 		cur.NotifyContent(0, 0)
 	}
 	if parent != nil {
-		changedElsewhere(parent)
+		// The kernel drops its cache of the directory's entries for a
+		// change of a name it has an entry for, not for a new one.
+		if changedElsewhere(parent) {
+			parent.NotifyContent(0, 0)
+		}
 		parent.NotifyEntry(parts[len(parts)-1])
 	}
 }
 
 // changedElsewhere drops what this host knows of a directory from its own
-// changes (node.dirAttr, node.fresh): the server says it changed.
-func changedElsewhere(in *gofs.Inode) {
+// changes (node.dirAttr, node.fresh, node.listing): the server says it
+// changed. It reports whether the kernel may keep the directory's entries.
+func changedElsewhere(in *gofs.Inode) bool {
 	if n, ok := in.Operations().(*node); ok {
-		n.changedElsewhere()
+		return n.changedElsewhere()
 	}
+	return false
 }

@@ -34,6 +34,12 @@ func testMountTable(t *testing.T) (mnt, dir string, srv *fs.Server, tb *fs.Table
 // testMountWith is testMountTable with setup(client) run before the mount.
 func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *fs.Server, tb *fs.Table) {
 	t.Helper()
+	return testMountLog(t, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), setup)
+}
+
+// testMountLog is testMountWith logging to log.
+func testMountLog(t *testing.T, log *slog.Logger, setup func(*fs.Client)) (mnt, dir string, srv *fs.Server, tb *fs.Table) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("these tests mount FUSE and need root: sudo go test ./fs/...")
 	}
@@ -42,7 +48,6 @@ func testMountWith(t *testing.T, setup func(*fs.Client)) (mnt, dir string, srv *
 	}
 	dir = t.TempDir()
 	os.Chmod(dir, 0o777)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// The server may send an invalidation (from its inotify watcher)
 	// before the client and the mount exist: it waits for them.
 	var m *Mount

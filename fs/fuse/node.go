@@ -55,6 +55,9 @@ type node struct {
 	attr    *fs.Attr  // guarded by mu; nil: ask the server
 	attrAt  time.Time // guarded by mu; when attr was asked for
 	attrGen uint64    // guarded by mu; listGen when attr was asked for
+	// kernelListed: an open let the kernel keep this directory's entries
+	// (dirhandle.go) since the server last said it changed.
+	kernelListed bool // guarded by mu
 
 	// When the server last said this file has no extended attributes
 	// (xattr.go); zero: ask it.
@@ -142,12 +145,14 @@ func (n *node) forgetAttr() {
 // changedElsewhere drops what this host knows of directory n by itself
 // (its attributes, its absent names, its listing): a server said n or an
 // entry in it changed, or n moved.
-func (n *node) changedElsewhere() {
+func (n *node) changedElsewhere() (kernelListed bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dirAttr = nil
 	n.fresh, n.made = false, nil
 	n.dropListing()
+	kernelListed, n.kernelListed = n.kernelListed, false
+	return kernelListed
 }
 
 // takeDirAttr returns n's remembered attributes if they are fresh, once.

@@ -308,15 +308,24 @@ func TestListingKeptUntilChanged(t *testing.T) {
 		return nil
 	})
 
-	names()
-	f, err := os.Open(d) // the test's directories are root's alone
+	// Another user's open of the directory, from the mount's root: the
+	// test's own directories above it are root's alone.
+	top, err := os.Open(mnt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer top.Close()
+	names()
 	names() // kept for this user
 	reset()
 	otherUser(t, func() {
+		fd, err := unix.Openat(int(top.Fd()), "d/ls", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Errorf("another user's open of the directory: %v", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), d)
+		defer f.Close()
 		if ents, err := f.ReadDir(-1); err != nil || len(ents) != 3 {
 			t.Errorf("another user's listing: %d entries, %v; want 3", len(ents), err)
 		}
