@@ -45,6 +45,15 @@ func (r *requestLog) reset() {
 	clear(r.ops)
 }
 
+// entryNames lists the names of ents, in their order.
+func entryNames(ents []os.DirEntry) []string {
+	var s []string
+	for _, e := range ents {
+		s = append(s, e.Name())
+	}
+	return s
+}
+
 // TestDirectoryReadFromKernelCache: while the client keeps a directory's
 // listing, the kernel reads the directory again from its own cache: make
 // reads every directory it searches on every run, ls and shells the same
@@ -71,11 +80,7 @@ func TestDirectoryReadFromKernelCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var s []string
-		for _, e := range ents {
-			s = append(s, e.Name())
-		}
-		return s
+		return entryNames(ents)
 	}
 	want := []string{"Makefile", "a.c", "b.c"}
 	// The server's watcher may tell of the creates above a few
@@ -122,10 +127,7 @@ func TestDirectoryReadFromKernelCache(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		var got []string
-		for _, e := range ents {
-			got = append(got, e.Name())
-		}
+		got := entryNames(ents)
 		if slices.Sort(got); !slices.Equal(got, want) {
 			return fmt.Errorf("listing %q, want %q", got, want)
 		}

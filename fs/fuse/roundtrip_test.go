@@ -204,11 +204,7 @@ func TestListingKeptUntilChanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var s []string
-		for _, e := range ents {
-			s = append(s, e.Name())
-		}
-		return strings.Join(s, " ")
+		return strings.Join(entryNames(ents), " ")
 	}
 	eventually := func(want, what string) {
 		t.Helper()
