@@ -138,10 +138,10 @@ func (e *export) lstatOf(rel string, xattrs bool) (*Attr, *unix.Stat_t, error) {
 		return nil, nil, err
 	}
 	a := e.attr(&st)
-	// The directory's magic link leads to the directory already opened
-	// beneath the export; name is one component, not followed.
+	// name is one component of the directory already opened beneath the
+	// export, not followed.
 	if xattrs {
-		a.NoXattr = carriesNone(procPath(pfd) + "/" + name)
+		a.NoXattr = carriesNone(pfd, name)
 	}
 	return a, &st, nil
 }
@@ -198,14 +198,13 @@ func (e *export) statEntries(rel string, ents []Dirent) {
 		return
 	}
 	defer unix.Close(pfd)
-	dir := procPath(pfd) + "/"
 	for i := range ents {
 		var st unix.Stat_t
 		if unix.Fstatat(pfd, ents[i].Name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			continue
 		}
 		a := e.attr(&st)
-		a.NoXattr = carriesNone(dir + ents[i].Name)
+		a.NoXattr = carriesNone(pfd, ents[i].Name)
 		ents[i].Attr = a
 	}
 }

@@ -49,10 +49,39 @@ var interestFor = CacheTimeout + time.Second
 // nobody may cache any longer are dropped.
 const interestSweep = 1 << 16
 
-// cachers is who may cache one item.
+// cachers is who may cache one item. A listing with attributes makes one
+// for each of its entries, so it is kept small: a slice of the few hosts
+// that asked, and a map only once a host opens the item.
 type cachers struct {
-	seen map[string]time.Time // client host -> when it last asked
-	open map[string]int       // client host -> its handles open
+	seen []sighting     // each client host once, with when it last asked
+	open map[string]int // client host -> its handles open; nil until one opens it
+}
+
+// sighting is when a client host last asked about an item.
+type sighting struct {
+	client string
+	at     time.Time
+}
+
+// saw notes that client asked at at.
+func (c *cachers) saw(client string, at time.Time) {
+	for i := range c.seen {
+		if c.seen[i].client == client {
+			c.seen[i].at = at
+			return
+		}
+	}
+	c.seen = append(c.seen, sighting{client, at})
+}
+
+// forget drops client's sighting.
+func (c *cachers) forget(client string) {
+	c.seen = slices.DeleteFunc(c.seen, func(s sighting) bool { return s.client == client })
+}
+
+// expire drops the sightings from before since.
+func (c *cachers) expire(since time.Time) {
+	c.seen = slices.DeleteFunc(c.seen, func(s sighting) bool { return s.at.Before(since) })
 }
 
 // saw records that client asked about items now. n.mu is taken.
@@ -61,7 +90,7 @@ func (n *notifier) saw(client string, items ...Item) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, it := range items {
-		n.cachersLocked(it).seen[client] = now
+		n.cachersLocked(it).saw(client, now)
 	}
 	n.sweepLocked(now)
 }
@@ -71,8 +100,11 @@ func (n *notifier) opened(client string, it Item) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	c := n.cachersLocked(it)
+	if c.open == nil {
+		c.open = map[string]int{}
+	}
 	c.open[client]++
-	c.seen[client] = time.Now()
+	c.saw(client, time.Now())
 }
 
 // released ends one pin of client's on it; its kernel may still trust the
@@ -87,13 +119,13 @@ func (n *notifier) released(client string, it Item) {
 	if c.open[client]--; c.open[client] <= 0 {
 		delete(c.open, client)
 	}
-	c.seen[client] = time.Now()
+	c.saw(client, time.Now())
 }
 
 func (n *notifier) cachersLocked(it Item) *cachers {
 	c := n.items[it]
 	if c == nil {
-		c = &cachers{seen: map[string]time.Time{}, open: map[string]int{}}
+		c = &cachers{}
 		n.items[it] = c
 	}
 	return c
@@ -106,11 +138,7 @@ func (n *notifier) sweepLocked(now time.Time) {
 		return
 	}
 	for it, c := range n.items {
-		for cl, t := range c.seen {
-			if now.Sub(t) > interestFor {
-				delete(c.seen, cl)
-			}
-		}
+		c.expire(now.Add(-interestFor))
 		if len(c.seen) == 0 && len(c.open) == 0 {
 			delete(n.items, it)
 		}
@@ -131,9 +159,9 @@ func (n *notifier) cachersOf(it Item, entries bool, except string) []string {
 		if c == nil {
 			return
 		}
-		for cl, t := range c.seen {
-			if cl != except && now.Sub(t) <= interestFor && !slices.Contains(out, cl) {
-				out = append(out, cl)
+		for _, s := range c.seen {
+			if s.client != except && now.Sub(s.at) <= interestFor && !slices.Contains(out, s.client) {
+				out = append(out, s.client)
 			}
 		}
 		for cl := range c.open {
@@ -157,7 +185,7 @@ func (n *notifier) forget(client string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, c := range n.items {
-		delete(c.seen, client)
+		c.forget(client)
 	}
 }
 

@@ -247,7 +247,8 @@ func TestXattrsAsUser(t *testing.T) {
 // TestNoXattrIgnoresLabels: a lookup's and a listing's NoXattr say
 // whether a file has any extended attribute /sprite carries; a security
 // label alone (every file of an SELinux host has one) does not count, a
-// user attribute does.
+// user attribute does. The same again as on a kernel without
+// listxattrat(2), through the directory's magic link.
 func TestNoXattrIgnoresLabels(t *testing.T) {
 	s, dir, _ := testServer(t)
 	for name, attr := range map[string]string{"plain": "", "labelled": "security.sprite-test", "tagged": "user.tag"} {
@@ -262,16 +263,20 @@ func TestNoXattrIgnoresLabels(t *testing.T) {
 		}
 	}
 	want := map[string]bool{"plain": true, "labelled": true, "tagged": false}
-	for name, none := range want {
-		r := call(t, s, MethodLookup, Req{Name: name})
-		if r.Errno != 0 || r.Attr == nil || r.Attr.NoXattr != none {
-			t.Errorf("lookup %s: %+v, errno %v; want NoXattr %v", name, r.Attr, errno(r), none)
+	t.Cleanup(func() { noListxattrat.Store(false) })
+	for _, old := range []bool{false, true} {
+		noListxattrat.Store(old)
+		for name, none := range want {
+			r := call(t, s, MethodLookup, Req{Name: name})
+			if r.Errno != 0 || r.Attr == nil || r.Attr.NoXattr != none {
+				t.Errorf("old kernel %v: lookup %s: %+v, errno %v; want NoXattr %v", old, name, r.Attr, errno(r), none)
+			}
 		}
-	}
-	r := call(t, s, MethodReaddir, Req{Flags: ReaddirAttrs})
-	for _, e := range r.Entries {
-		if none, ok := want[e.Name]; ok && (e.Attr == nil || e.Attr.NoXattr != none) {
-			t.Errorf("readdir entry %s: %+v; want NoXattr %v", e.Name, e.Attr, none)
+		r := call(t, s, MethodReaddir, Req{Flags: ReaddirAttrs})
+		for _, e := range r.Entries {
+			if none, ok := want[e.Name]; ok && (e.Attr == nil || e.Attr.NoXattr != none) {
+				t.Errorf("old kernel %v: readdir entry %s: %+v; want NoXattr %v", old, e.Name, e.Attr, none)
+			}
 		}
 	}
 }
