@@ -160,7 +160,18 @@ func (c *Client) Readlink(ctx context.Context, cr Cred, p string) (string, error
 // the server's entries, then names leading to other domains' prefixes
 // (which hide entries of the same name).
 func (c *Client) Readdir(ctx context.Context, cr Cred, p string) ([]Dirent, error) {
-	ents, err := c.readdir(ctx, cr, p)
+	return c.readdirDots(ctx, cr, p, ReaddirAttrs)
+}
+
+// ReaddirSmall is Readdir of a directory that holds at most SmallDir
+// entries; a larger one is E2BIG, and costs its server no more than
+// reading the names.
+func (c *Client) ReaddirSmall(ctx context.Context, cr Cred, p string) ([]Dirent, error) {
+	return c.readdirDots(ctx, cr, p, ReaddirAttrs|ReaddirSmall)
+}
+
+func (c *Client) readdirDots(ctx context.Context, cr Cred, p string, flags uint32) ([]Dirent, error) {
+	ents, err := c.readdir(ctx, cr, p, flags)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +179,7 @@ func (c *Client) Readdir(ctx context.Context, cr Cred, p string) ([]Dirent, erro
 	return append(dots, ents...), nil
 }
 
-func (c *Client) readdir(ctx context.Context, cr Cred, p string) ([]Dirent, error) {
+func (c *Client) readdir(ctx context.Context, cr Cred, p string, flags uint32) ([]Dirent, error) {
 	r := c.Table.Route(p)
 	var out []Dirent
 	switch r.Kind {
@@ -179,7 +190,7 @@ func (c *Client) readdir(ctx context.Context, cr Cred, p string) ([]Dirent, erro
 	case RouteProc:
 		return c.procDir(ctx, r.Rel)
 	case RouteDomain:
-		ents, err := c.readRemoteDir(ctx, cr, r)
+		ents, err := c.readRemoteDir(ctx, cr, r, flags)
 		if err != nil {
 			return nil, err
 		}
@@ -205,10 +216,10 @@ func (c *Client) readdir(ctx context.Context, cr Cred, p string) ([]Dirent, erro
 	return merged, nil
 }
 
-func (c *Client) readRemoteDir(ctx context.Context, cr Cred, r Route) ([]Dirent, error) {
+func (c *Client) readRemoteDir(ctx context.Context, cr Cred, r Route, flags uint32) ([]Dirent, error) {
 	var out []Dirent
 	for {
-		resp, err := c.do(ctx, r.Domain, MethodReaddir, &Req{Cred: cr, Path: r.Rel, Offset: int64(len(out)), Flags: ReaddirAttrs})
+		resp, err := c.do(ctx, r.Domain, MethodReaddir, &Req{Cred: cr, Path: r.Rel, Offset: int64(len(out)), Flags: flags})
 		if err != nil {
 			return nil, err
 		}

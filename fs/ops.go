@@ -212,6 +212,9 @@ func opReaddir(c *opCtx) (*Resp, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.req.Flags&ReaddirSmall != 0 && len(ents) > SmallDir {
+		return &Resp{Errno: uint32(unix.E2BIG)}, nil
+	}
 	off := min(max(c.req.Offset, 0), int64(len(ents)))
 	end := min(off+DirPage, int64(len(ents)))
 	page := ents[off:end]

@@ -231,6 +231,17 @@ type Dirent struct {
 // (fs/interest.go), so a change of one reaches it.
 const ReaddirAttrs = 1
 
+// ReaddirSmall (with ReaddirAttrs) asks for the listing only if the
+// directory holds at most SmallDir entries; a larger one answers E2BIG
+// and nothing else. A client asks so when it lists a directory on its
+// own, to answer the lookups it sees coming (package fuse), and a
+// listing that would cost the server a stat of every entry of a large
+// directory would cost more than those lookups.
+const ReaddirSmall = 2
+
+// SmallDir is the most entries a ReaddirSmall listing has.
+const SmallDir = 1024
+
 // Statfs is a domain's file system usage.
 type Statfs struct {
 	Blocks  uint64 `cbor:"1,keyasint"`

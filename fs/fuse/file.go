@@ -100,7 +100,7 @@ func (n *node) opened(f *file, flags uint32) uint32 {
 	n.opens++
 	if f.writeOpen || f.h.Direct {
 		n.volatile++
-		n.m.volatile.Add(1)
+		n.m.touched.open(n.StableAttr().Ino)
 		n.dropListing()
 	}
 	writeOnly := flags&syscall.O_ACCMODE == syscall.O_WRONLY
@@ -138,7 +138,7 @@ func (n *node) released(f *file) {
 	}
 	if f.writeOpen || f.h.Direct {
 		n.volatile--
-		n.m.volatile.Add(-1)
+		n.m.touched.close(n.StableAttr().Ino)
 		n.dropListing()
 	}
 }

@@ -2,6 +2,7 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"syscall"
 	"time"
@@ -40,10 +41,12 @@ import (
 // so are the entries of the kernel's READDIRPLUS (dirhandle.go), which
 // hand the kernel every name's attributes with the listing: `ls -l` of a
 // thousand names is one call, not a thousand and one, and no lookup
-// through FUSE either. This host's own changes are not told to it, so
-// the attributes answer only while it has changed nothing at all since
-// the readdir and holds nothing open for writing (listedAttr:
-// Mount.changes, Mount.volatile).
+// through FUSE either. This host's own changes are not told to it, so an
+// entry's attributes answer only while this host has changed nothing of
+// that entry since the readdir and holds no handle of it open for writing
+// (listedAttr, touched.go); a name not listed answers "not there" while
+// the listing is kept at all, since only a change of the directory
+// itself, which drops the listing, can add a name.
 //
 // Only directories whose every entry comes from one domain's server are
 // kept (fs.Client.ListingNotified): where the prefix table adds names, they
@@ -73,16 +76,56 @@ import (
 // the file from this host drop them (listGen), so that no reply asked
 // for before a change of this host's is kept after it.
 
+// A directory is listed on this host's own initiative when its names are
+// being looked up one after another (wantsListing): a compiler searching
+// each -I directory in turn for each header it includes (and for its
+// precompiled form), make looking for a target's possible sources, a
+// shell searching $PATH. Each such lookup is a call, a miss as much as a
+// hit, and the kernel keeps the answers only for CacheTimeout: a build
+// of nginx on another host made about 940 lookups per compile whenever
+// that time had passed. The third lookup sent within CacheTimeout in a
+// directory with no listing kept lists the directory instead
+// (listForLookups, fs.ReaddirSmall), and the listing answers that lookup
+// and those that follow, names missing as well as present. A directory of
+// more than fs.SmallDir entries is not listed so (the server answers
+// E2BIG after reading its names, without a stat of each), nor tried again
+// for CacheTimeout. A directory this host keeps changing (each change
+// drops the listing) may be listed again and again for few lookups: when
+// a listing answered no more than twice the lookups sent before it, the
+// next waits for twice as many, up to maxListNeed.
+
+// autoListAfter is how many lookups in a directory go to the server
+// within CacheTimeout, with no listing kept, before the next lists it
+// instead; maxListNeed is the most that waiting grows to.
+const (
+	autoListAfter = 2
+	maxListNeed   = 64
+)
+
 // listing is a directory's entries as its server sent them.
 type listing struct {
 	ents []fuse.DirEntry // never changed once kept
 	cred fs.Cred         // whom they were read for
 	at   time.Time       // when they were asked for
-	// attrs holds every entry's attributes when the server sent them
-	// all (fs.ReaddirAttrs) and no handle on this host was open for
-	// writing; changes is Mount.changes when the readdir was sent.
+	// attrs has every listed name but "." and "..", with its attributes
+	// as the server sent them (fs.ReaddirAttrs; nil if it sent none);
+	// changes is Mount.changes when the readdir was sent.
 	attrs   map[string]*fs.Attr
 	changes uint64
+}
+
+// newListing makes a listing of ents, read for cr, asked for at at when
+// Mount.changes was changes.
+func newListing(ents []fs.Dirent, cr fs.Cred, at time.Time, changes uint64) *listing {
+	l := &listing{ents: make([]fuse.DirEntry, len(ents)), cred: cr, at: at,
+		attrs: make(map[string]*fs.Attr, len(ents)), changes: changes}
+	for i, e := range ents {
+		l.ents[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
+		if e.Name != "." && e.Name != ".." {
+			l.attrs[e.Name] = e.Attr
+		}
+	}
+	return l
 }
 
 // cachedListing returns the entries kept for cr, if still good.
@@ -109,18 +152,20 @@ func (n *node) cachedListingLocked(cr fs.Cred) []fuse.DirEntry {
 }
 
 // listedAttr answers a lookup of name in directory n for cr from n's kept
-// listing, if it has the entries' attributes and they are still good: a
-// (nil: no such name, the listing has every name) and when the listing
-// was asked for. ok is false when the server must be asked.
+// listing, if it can: a (nil: no such name, the listing has every name)
+// and when the listing was asked for. ok is false when the server must be
+// asked.
 //
 // The server counts this host as asking about every entry it listed with
 // attributes, so a change of one made elsewhere reaches this host, and
 // its invalidation drops the listing (an invalidation of an entry walks
-// to its directory's node). A change this host makes (to the directory,
-// an entry, any file: every node.dropListing), an open or close for
-// writing, moves Mount.changes, and then no listing's attributes answer
-// until read again; nor while a handle here may write unseen
-// (Mount.volatile), whose writes the server may not have yet.
+// to its directory's node). A change this host makes to an entry (its
+// node's dropListing: a setattr, a link count, an open or close for
+// writing) is noted by inode number (touched.go), and the entry's
+// attributes no longer answer until read again; nor while a handle here
+// may write it unseen, whose writes the server may not have yet. A name
+// the listing lacks is answered as missing while the listing is kept: a
+// name appears only through a change of the directory, which drops it.
 func (n *node) listedAttr(name string, cr fs.Cred) (a *fs.Attr, at time.Time, ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -128,11 +173,16 @@ func (n *node) listedAttr(name string, cr fs.Cred) (a *fs.Attr, at time.Time, ok
 	if l == nil || l.attrs == nil || name == "." || name == ".." {
 		return nil, time.Time{}, false
 	}
-	if time.Since(l.at) >= CacheTimeout || l.changes != n.m.changes.Load() || n.m.volatile.Load() != 0 ||
+	if time.Since(l.at) >= CacheTimeout ||
 		l.cred.UID != cr.UID || l.cred.GID != cr.GID || !slices.Equal(l.cred.Groups, cr.Groups) {
 		return nil, time.Time{}, false
 	}
-	return l.attrs[name], l.at, true
+	a, listed := l.attrs[name]
+	if listed && (a == nil || n.m.touched.since(a.Ino, l.changes)) {
+		return nil, time.Time{}, false
+	}
+	n.listHits++
+	return a, l.at, true
 }
 
 // lookupListed is Lookup answered by listedAttr, when it can: a name
@@ -164,6 +214,54 @@ func (n *node) lookupListed(ctx context.Context, name string, out *fuse.EntryOut
 	return ch, 0, true
 }
 
+// wantsListing counts a lookup in directory n about to go to the server,
+// and says whether to list n instead (see the top of this file).
+func (n *node) wantsListing(cr fs.Cred) bool {
+	if n.kind != fs.RouteDomain || !n.m.c.ListingNotified(n.path()) {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now()
+	if n.cachedListingLocked(cr) != nil || now.Sub(n.bigAt) < CacheTimeout {
+		return false
+	}
+	if now.Sub(n.lookupsAt) >= CacheTimeout {
+		n.lookups, n.lookupsAt = 0, now
+	}
+	n.lookups++
+	need := max(n.listNeed, autoListAfter)
+	if n.lookups <= need {
+		return false
+	}
+	if n.autoListed && n.listHits <= 2*need {
+		n.listNeed = min(2*need, maxListNeed)
+	} else {
+		n.listNeed = autoListAfter
+	}
+	n.lookups, n.autoListed, n.listHits = 0, true, 0
+	return true
+}
+
+// listForLookups lists directory n to answer lookups in it, and reports
+// whether it kept the listing.
+func (n *node) listForLookups(ctx context.Context) bool {
+	cr := n.m.cred(ctx)
+	gen := n.listStart()
+	changes := n.m.changes.Load()
+	at := time.Now()
+	ents, err := n.m.c.ReaddirSmall(ctx, cr, n.path())
+	if err != nil {
+		if errors.Is(err, syscall.E2BIG) {
+			n.mu.Lock()
+			n.bigAt = time.Now()
+			n.mu.Unlock()
+		}
+		return false
+	}
+	return n.keepListing(newListing(ents, cr, at, changes), gen)
+}
+
 // listStart notes a readdir or getattr about to ask the server;
 // keepListing and keepAttr take what it returns.
 func (n *node) listStart() (gen uint64) {
@@ -176,20 +274,21 @@ func (n *node) listStart() (gen uint64) {
 // directory was invalidated or changed since listStart returned gen (the
 // reply may predate that change). An invalidation that arrives after this
 // drops what was kept.
-func (n *node) keepListing(l *listing, gen uint64) {
+func (n *node) keepListing(l *listing, gen uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.listGen != gen || n.changing > 0 {
-		return
+		return false
 	}
 	n.listing = l
+	return true
 }
 
 // dropListing forgets n's listing and kept attributes; n.mu is held.
 func (n *node) dropListing() {
 	n.listing, n.attr = nil, nil
 	n.listGen++
-	n.m.changes.Add(1)
+	n.m.touched.change(n.StableAttr().Ino, n.m.changes.Add(1))
 }
 
 // keptAttr returns n's attributes kept from its last Getattr or open, if

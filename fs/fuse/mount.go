@@ -46,12 +46,13 @@ type Mount struct {
 	invals atomic.Uint64
 	// changes counts what may make an entry's attributes in a kept
 	// listing stale on this host (every node.dropListing: a change from
-	// this host, an open or close for writing, an invalidation), and
-	// volatile the handles open for writing or under sharing on this
-	// host (node.volatile, summed): a listing's attributes answer a
-	// lookup only while neither has moved since the readdir (listing.go).
-	changes  atomic.Uint64
-	volatile atomic.Int64
+	// this host, an open or close for writing, an invalidation); touched
+	// has the inode numbers each moved it for, and the handles open for
+	// writing or under sharing: a listing's attributes of an entry answer
+	// a lookup only while neither says it changed since the readdir
+	// (listing.go).
+	changes atomic.Uint64
+	touched touched
 }
 
 // LevelRequests is the log level at which a mount logs every FUSE request

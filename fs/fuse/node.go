@@ -58,6 +58,17 @@ type node struct {
 	// kernelListed: an open let the kernel keep this directory's entries
 	// (dirhandle.go) since the server last said it changed.
 	kernelListed bool // guarded by mu
+	// Listings made to answer lookups (listing.go: wantsListing): the
+	// lookups in this directory sent to its server since lookupsAt with
+	// no listing kept, how many call for a listing (0: autoListAfter),
+	// whether one was made and how many lookups listings answered since,
+	// and when one was last refused as too large.
+	lookups    int       // guarded by mu
+	lookupsAt  time.Time // guarded by mu
+	listNeed   int       // guarded by mu
+	autoListed bool      // guarded by mu
+	listHits   int       // guarded by mu
+	bigAt      time.Time // guarded by mu
 
 	// When the server last said this file has no extended attributes
 	// (xattr.go); zero: ask it.
@@ -257,6 +268,11 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 	}
 	if ch, errno, ok := n.lookupListed(ctx, name, out); ok {
 		return ch, errno
+	}
+	if n.wantsListing(n.m.cred(ctx)) && n.listForLookups(ctx) {
+		if ch, errno, ok := n.lookupListed(ctx, name, out); ok {
+			return ch, errno
+		}
 	}
 	x := n.xattrStart(name)
 	e, err := n.m.c.Lookup(ctx, n.m.cred(ctx), n.path(), name)
@@ -468,30 +484,17 @@ func (n *node) readdir(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
 		}
 	}
 	gen := n.listStart()
-	changes, quiet := n.m.changes.Load(), n.m.volatile.Load() == 0
+	changes := n.m.changes.Load()
 	at := time.Now()
 	ents, err := n.m.c.Readdir(ctx, cr, n.path())
 	if err != nil {
 		return nil, errno(err)
 	}
-	list := make([]fuse.DirEntry, len(ents))
-	attrs := make(map[string]*fs.Attr, len(ents))
-	for i, e := range ents {
-		list[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
-		if e.Attr != nil {
-			attrs[e.Name] = e.Attr
-		} else if e.Name != "." && e.Name != ".." {
-			quiet = false // not all of them: ask the server
-		}
-	}
+	l := newListing(ents, cr, at, changes)
 	if keep {
-		l := &listing{ents: list, cred: cr, at: at}
-		if quiet {
-			l.attrs, l.changes = attrs, changes
-		}
 		n.keepListing(l, gen)
 	}
-	return list, 0
+	return l.ents, 0
 }
 
 func (n *node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
