@@ -1,12 +1,15 @@
-// Command pmake measures `pmake -j` of a real C project across 1, 2, 4 and
+// Command pmake measures `pmake -j` of real C projects across 1, 2, 4 and
 // 8 CPU-limited lab hosts, beside distcc on the same hosts, in one run:
 //
-//	sudo flock /tmp/sprite-lab.lock go run ./bench/pmake [-hosts 1,2,4,8] [-cpus Q] [-runs 3] [-out docs/bench/pmake.md]
+//	sudo flock /tmp/sprite-lab.lock go run ./bench/pmake [-project lua5.4,nginx] [-hosts 1,2,4,8] [-cpus Q] [-runs 3]
 //
-// (or `sudo bash scripts/bench pmake`). The project is Lua 5.4 from
-// Debian's lua5.4 source package (scripts/project), built with upstream's
-// Makefile, whose top level runs $(MAKE) twice down into src/: about 35
-// compiles, an ar and two links.
+// (or `sudo bash scripts/bench pmake`). The projects (projects.go) come
+// from Debian's source packages (scripts/project), each built with its
+// upstream's own Makefile: Lua 5.4, whose largest compile is a quarter of
+// the build's work and bounds any spread of it, and nginx, about 120
+// compiles of similar size, which shows how far the build spreads when the
+// project allows it. Each project's results go to its own page under
+// docs/bench/.
 //
 // For each host count N it brings up a lab of N hosts, each limited to Q
 // CPUs (cgroup quota; default: the machine's CPUs divided by the largest
@@ -24,8 +27,7 @@
 // because on a shared 2-CPU machine one build of either varies by a
 // quarter or more from the next.
 //
-// Every build's lua, luac and liblua.a must be byte-identical to the
-// baseline's. It prints a table and writes docs/bench/pmake.md with an
+// Every build's products must be byte-identical to the baseline's. It prints a table and writes docs/bench/pmake.md with an
 // ASCII chart. The lab is torn down at the end.
 package main
 
@@ -48,21 +50,19 @@ import (
 	"sprite/bench/internal/benchlab"
 )
 
-const (
-	h1Home  = "/var/lib/sprite-lab/hosts/h1/home/alice"
-	srcDir  = "/var/tmp/sprite-bench-pmake/lua"
-	outputs = "src/lua src/luac src/liblua.a"
-)
+const h1Home = "/var/lib/sprite-lab/hosts/h1/home/alice"
 
 var (
 	sprite string
-	runs   int // -runs
+	runs   int     // -runs
+	proj   project // the project being measured
 )
 
 func main() {
 	hostsFlag := flag.String("hosts", "1,2,4,8", "host counts to measure, comma-separated")
 	cpus := flag.Float64("cpus", 0, "CPU quota of each host (default: the machine's CPUs / the largest host count, at most 1)")
-	out := flag.String("out", "docs/bench/pmake.md", "where to write the results")
+	projFlag := flag.String("project", "lua5.4,nginx", "projects to build, comma-separated: "+projectNames())
+	out := flag.String("out", "", "where to write the results (one project only; default: its page under docs/bench)")
 	flag.IntVar(&runs, "runs", 3, "builds of each kind per host count, alternating; the table gives the medians")
 	flag.Parse()
 	if runs < 1 {
@@ -78,9 +78,28 @@ func main() {
 		}
 		counts = append(counts, n)
 	}
-	if err := runBench(counts, *cpus, *out); err != nil {
-		fmt.Fprintf(os.Stderr, "bench pmake: %v\n", err)
-		os.Exit(1)
+	var ps []project
+	for _, name := range strings.Split(*projFlag, ",") {
+		p, ok := projects[strings.TrimSpace(name)]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench pmake: -project %q: want %s\n", *projFlag, projectNames())
+			os.Exit(2)
+		}
+		ps = append(ps, p)
+	}
+	if *out != "" {
+		if len(ps) != 1 {
+			fmt.Fprintf(os.Stderr, "bench pmake: -out names one page; with %d projects, leave it out\n", len(ps))
+			os.Exit(2)
+		}
+		ps[0].out = *out
+	}
+	for _, p := range ps {
+		proj = p
+		if err := runBench(counts, *cpus); err != nil {
+			fmt.Fprintf(os.Stderr, "bench pmake: %s: %v\n", p.pkg, err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -96,7 +115,7 @@ type row struct {
 	distccRange           [2]time.Duration
 }
 
-func runBench(counts []int, quota float64, out string) error {
+func runBench(counts []int, quota float64) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (it brings up labs): sudo bash scripts/bench pmake")
 	}
@@ -127,7 +146,7 @@ func runBench(counts []int, quota float64, out string) error {
 			return fmt.Errorf("build %s: %w", m, err)
 		}
 	}
-	if err := benchlab.Run("bash", "scripts/project", srcDir); err != nil {
+	if err := benchlab.Run("bash", "scripts/project", "-p", proj.pkg, proj.src()); err != nil {
 		return fmt.Errorf("fetch the project: %w", err)
 	}
 	var base time.Duration
@@ -144,12 +163,12 @@ func runBench(counts []int, quota float64, out string) error {
 			return err
 		}
 		if base == 0 {
-			d, err := timed("cd ~/lua-make && make -j >/tmp/make.log 2>&1")
+			d, err := timed("cd ~/" + proj.tree("make") + " && make -j >/tmp/make.log 2>&1")
 			if err != nil {
 				return fmt.Errorf("make -j on h1: %w", err)
 			}
 			base = d
-			if baseSum, err = sums("lua-make"); err != nil {
+			if baseSum, err = sums(proj.tree("make")); err != nil {
 				return err
 			}
 		}
@@ -165,7 +184,7 @@ func runBench(counts []int, quota float64, out string) error {
 	}
 	md := report(rows, base, quota)
 	fmt.Print(md)
-	return os.WriteFile(out, []byte(md), 0o644)
+	return os.WriteFile(proj.out, []byte(md), 0o644)
 }
 
 // measure builds with pmake and with distcc, runs times each, alternating
@@ -175,7 +194,7 @@ func measure(n int, baseSum string, r *row) error {
 	var ps, ds []row
 	for k := range runs {
 		if k > 0 {
-			if err := freshTrees("lua-pmake", "lua-distcc"); err != nil {
+			if err := freshTrees(proj.tree("pmake"), proj.tree("distcc")); err != nil {
 				return err
 			}
 		}
@@ -185,14 +204,14 @@ func measure(n int, baseSum string, r *row) error {
 		var p row
 		var err error
 		cpu0 := daemonCPU("h1")
-		if p.pmake, err = timed("cd ~/lua-pmake && pmake -j --stats >/tmp/pmake.log 2>/tmp/pmake.stats"); err != nil {
+		if p.pmake, err = timed("cd ~/" + proj.tree("pmake") + " && pmake -j --stats >/tmp/pmake.log 2>/tmp/pmake.stats"); err != nil {
 			stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
 			return fmt.Errorf("pmake with %d hosts: %w\n%s", n, err, stats)
 		}
 		p.homeDaemonCPU = daemonCPU("h1") - cpu0
 		stats, _ := os.ReadFile("/var/lib/sprite-lab/hosts/h1/tmp/pmake.stats")
 		p.pmakeRemote, p.pmakeAll, p.homeWhy = countJobs(string(stats))
-		if err := same(baseSum, "lua-pmake"); err != nil {
+		if err := same(baseSum, proj.tree("pmake")); err != nil {
 			return err
 		}
 		ps = append(ps, p)
@@ -206,7 +225,7 @@ func measure(n int, baseSum string, r *row) error {
 		if d.distcc, err = timed(distccBuild(n)); err != nil {
 			return fmt.Errorf("distcc with %d hosts: %w", n, err)
 		}
-		if err := same(baseSum, "lua-distcc"); err != nil {
+		if err := same(baseSum, proj.tree("distcc")); err != nil {
 			return err
 		}
 		d.distccRemote = distccCompiles(n) - before
@@ -231,7 +250,7 @@ func freshTrees(trees ...string) error {
 	for _, d := range trees {
 		dst := filepath.Join(h1Home, d)
 		os.RemoveAll(dst)
-		if err := benchlab.Run("cp", "-a", srcDir, dst); err != nil {
+		if err := benchlab.Run("cp", "-a", proj.src(), dst); err != nil {
 			return err
 		}
 		if err := benchlab.Run("chown", "-R", "alice:", dst); err != nil {
@@ -253,7 +272,7 @@ func setup(n int) error {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	if err := freshTrees("lua-make", "lua-pmake", "lua-distcc"); err != nil {
+	if err := freshTrees(proj.tree("make"), proj.tree("pmake"), proj.tree("distcc")); err != nil {
 		return err
 	}
 	return nil
@@ -315,8 +334,8 @@ func distccBuild(n int) string {
 	for i := 2; i <= n; i++ {
 		hosts = append(hosts, fmt.Sprintf("10.213.0.%d/1", 10+i))
 	}
-	return fmt.Sprintf(`mkdir -p /tmp/distcc-alice && cd ~/lua-distcc && DISTCC_HOSTS='%s' DISTCC_DIR=/tmp/distcc-alice make -j%d CC='distcc gcc -std=gnu99' >/tmp/distcc.log 2>&1`,
-		strings.Join(hosts, " "), 2*n)
+	return fmt.Sprintf(`mkdir -p /tmp/distcc-alice && cd ~/%s && DISTCC_HOSTS='%s' DISTCC_DIR=/tmp/distcc-alice make -j%d CC='%s' >/tmp/distcc.log 2>&1`,
+		proj.tree("distcc"), strings.Join(hosts, " "), 2*n, proj.distccCC)
 }
 
 // distccCompiles counts the compiles distccd finished on h2..hN.
@@ -366,7 +385,7 @@ func countJobs(stats string) (remote, all int, why map[string]int) {
 // sums hashes a tree's products.
 func sums(tree string) (string, error) {
 	h := sha256.New()
-	for _, f := range strings.Fields(outputs) {
+	for _, f := range proj.outputs {
 		b, err := os.ReadFile(filepath.Join(h1Home, tree, f))
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", tree, err)
@@ -382,7 +401,7 @@ func same(base, tree string) error {
 		return err
 	}
 	if s != base {
-		return fmt.Errorf("%s's %s differ from the local make's", tree, outputs)
+		return fmt.Errorf("%s's %s differ from the local make's", tree, strings.Join(proj.outputs, ", "))
 	}
 	return nil
 }
@@ -404,17 +423,17 @@ func timed(script string) (time.Duration, error) {
 
 func report(rows []row, base time.Duration, quota float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# pmake benchmark\n\n")
-	fmt.Fprintf(&b, "Run %s on a %d-CPU %s machine (`sudo bash scripts/bench pmake`, i.e. `go run ./bench/pmake`). "+
-		"The project: Lua 5.4.4 from Debian's lua5.4 source package (scripts/project), upstream's Makefile "+
-		"(recursive: `make` runs `$(MAKE)` twice down into src/), about 35 compiles, an ar and two links. "+
+	fmt.Fprintf(&b, "# pmake benchmark: %s\n\n", proj.title)
+	fmt.Fprintf(&b, "Run %s on a %d-CPU %s machine (`sudo bash scripts/bench pmake`, i.e. `go run ./bench/pmake -project %s`). "+
+		"The project: %s "+
 		"Each lab host is limited to **%.2f CPUs** (cgroup quota in a 10 ms period): the brief asks for one CPU per host, but "+
 		"this machine has %d, so the quota is scaled down to keep the largest lab within the machine. "+
 		"Every build runs as alice in her home on h1; *make -j* is h1 alone, the baseline of every speedup. "+
 		"*pmake* is `pmake -j --stats` (default -j: the session's slots plus h1's); *distcc* is `make -j2N "+
-		"CC=\"distcc gcc -std=gnu99\"` with distccd (Debian's) on every host, h1 as localhost. Every build's "+
-		"lua, luac and liblua.a are byte-identical to the baseline's (checked).\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOARCH, quota, runtime.NumCPU())
+		"CC=\"%s\"` with distccd (Debian's) on every host, h1 as localhost. Every build's "+
+		"%s are byte-identical to the baseline's (checked).\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOARCH, proj.pkg, proj.about,
+		quota, runtime.NumCPU(), proj.distccCC, strings.Join(proj.outputs, ", "))
 	fmt.Fprintf(&b, "Baseline, make -j on h1 alone: **%.1f s**\n\n", base.Seconds())
 	fmt.Fprintf(&b, "Each row: the median of %d builds of each kind, pmake and distcc alternating (fastest and slowest in brackets); the job counts are the median build's.\n\n", runs)
 	fmt.Fprintf(&b, "| hosts | pmake | pmake speedup | jobs on other hosts | distcc | distcc speedup | compiles on other hosts | pmake vs distcc |\n|---|---|---|---|---|---|---|---|\n")
@@ -464,81 +483,6 @@ func report(rows []row, base time.Duration, quota float64) string {
 	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(&b, "\nMachine load average (1, 5, 15 min) at the end: %s (other work on the machine inflates every figure).\n", strings.TrimSpace(string(la)))
 	}
-	b.WriteString(notes)
+	b.WriteString(proj.notes)
 	return b.String()
 }
-
-// notes explain where the time goes; they hold no figures of this run.
-const notes = `
-## Where the time goes
-
-- All hosts share one machine: N hosts at the quota above are N slices of
-  the same CPUs, so the speedup measures how well the build spreads, not
-  more hardware.
-- h1 is a host like the others, with the same quota, and it carries the
-  home side of every job: make, one job shell per recipe line, its daemon
-  (each job's stream and stdio), and the file server of its /home, which
-  every remote compile reads its sources and headers from and writes its
-  object to. Under a small quota that home work bounds the speedup.
-- distcc preprocesses every file on h1 (under the same quota) and ships the
-  result; pmake ships nothing but the command: the remote compiler reads
-  the tree through /sprite.
-- "the session holds no idle host" among the reasons above: with one
-  host there is none to hold. With more it means that the idle database
-  withdrew the session's hosts during the build as busy (h1's daemon log:
-  "grant withdrawn ... why=busy"); until 2026-12-02 the idle detector
-  counted the daemon's own children (a job's init before it joins the
-  job's cgroup, loginctl) as owner load, and a 0.25-CPU host turned busy
-  under pmake's jobs.
-- Where the machine's CPU goes (` + "`perf record -a`" + ` of one 8-host pmake
-  build, 2026-12-02): the compiler (cc1, as) about 36%, the eight
-  daemons 27% (each remote one about 2.7%: FUSE requests, QUIC packets,
-  CBOR; h1's 5%), pmake's job shells 4%, idle 25%. Most of the daemons'
-  share is the kernel waking and switching threads for each request (a
-  virtual machine makes that dear), not sprite's own code. Eight idle
-  daemons used 14% of it (heartbeats, load sampling, timers), after two
-  fixes of this run's day: one hello per pair of hosts a heartbeat instead
-  of two, and no loginctl where no seat session exists. Each job shell is
-  a Go program started per recipe line: since the same day it links only
-  the wire format and the local API (migrate/rexec), and it is built
-  without cgo (no dynamic loader): 7.4 ms of CPU a start instead of 12.0
-  (` + "`perf stat`" + ` of a job shell running ":"), 4 times that in wall time
-  under the quota.
-- h1's daemon during an 8-host build (` + "`perf record -a`" + `, its samples
-  only, 2026-12-02): QUIC about 38% (every remote job's file requests,
-  stdio and control), the file server 14%, Go's scheduler 13%, Go's
-  sysmon thread 10%, and the idle detector's load count 11%: it read the
-  stat file of every thread of every multi-threaded process each second,
-  and the job shells waiting on their remote jobs are Go programs. It now
-  skips the threads of a process that had none runnable at the last count
-  and has used no CPU since (idle/load.go): a count of this machine's
-  /proc with 24 waiting Go programs in it took 1.3 ms instead of 3.5.
-- Until 2026-12-02 h1's file server told every change in alice's home to
-  every host that had used the domain: each object a compile host wrote,
-  and each write of a link at home, cost h1 one call to each of the other
-  hosts (with 8 hosts, one read-after-write of the linker through /sprite
-  cost h1's daemon 2.4 ms of CPU, against 0.5 ms with no other host). It
-  now tells only the hosts that may cache the file: those that asked
-  about it within the kernel's cache time, or hold it open
-  (fs/interest.go). 8-host builds the same morning, 3 of each: before,
-  pmake 24.7 s and distcc 21.3 s, h1's daemon 2.09 s of CPU per build;
-  after, pmake 18.1 s and distcc 19.4 s, h1's daemon 1.24 s.
-- pmake keeps the ar, the ranlib and the two links at home ("a link"
-  above; --export-links sends them out too): they read every object and
-  use little CPU, so through /sprite they took 2 to 4 times as long as at
-  home, and they run one after another at the end of the build.
-- The build's critical path is the largest compile, lvm.c (about 1.1 s of
-  the build's 9.6 s of CPU at full speed on this machine), then the ar,
-  the ranlib and a link in series. Make starts lvm.c only as its 19th
-  compile, and distcc runs in make's order; pmake lets make start three
-  times as many jobs as it has slots and runs the largest first (its job
-  queue, pmake/queue.go: lvm.c begins as soon as the first job ends, not
-  after eleven). On 2026-12-02, three 8-host builds with the queue took
-  9.1 to 9.6 s against 10.1 to 11.1 s for three without it, on the same
-  machine in the same hour (a quieter one than this table's: the
-  machine's speed drifts by a third over a day). Even so no spread of this Makefile passes about 5.5x
-  with 8 hosts of equal speed (9.6 s of work, a critical path of about
-  1.75 s): the brief's 7x cannot be reached with this project, by pmake
-  or by distcc; under the quota lvm.c alone takes 6 to 7 s of an 8-host
-  build.
-`
