@@ -21,10 +21,13 @@
 // user for CacheTimeout (the kernel reads with READDIRPLUS, whose entries
 // carry the listed attributes, and while the listing is kept it reads the
 // directory again from its own cache of it: dirhandle.go; a name the
-// listing lacks it keeps as missing for as long, missingKept), and its attributes the
-// kernel's next Getattr (asked after every readdir), until an
-// invalidation of the directory or an entry in it, or a change of it from
-// this host (listing.go); so do a file's attributes from its open or
+// listing lacks it keeps as missing for as long, missingKept), its
+// entries' attributes the lookups of names in it (while this host has not
+// changed that file: touched.go), and its attributes the kernel's next
+// Getattr (asked after every readdir), until an invalidation of the
+// directory or an entry in it, or a change of it from this host
+// (listing.go); a directory whose names are looked up one after another
+// is listed for that (wantsListing); so do a file's attributes from its open or
 // getattr, unless this host holds it open for writing or under concurrent
 // write sharing; a file the server said has no extended attributes
 // answers getxattr itself, as long (xattr.go); security labels and POSIX
