@@ -147,4 +147,26 @@ const nginxNotes = `- nginx's build is about 120 compiles of similar size: at fu
   shell, the remote start, the file requests to h1), not the Makefile.
 - nginx's top-level Makefile runs ` + "`$(MAKE) -f objs/Makefile`" + `: that make
   stays on h1 and shares the build's job slots (the jobserver).
+- What a remote compile costs besides the compiler (2026-12-03, an
+  idle 8-host lab, nginx's ngx_http_parse.c compiled on h2 through
+  /sprite and from a copy on h2's own disk): 0.3 to 0.8 s more under
+  the 0.25-CPU quota. h2's daemon used 90 to 120 ms of CPU per compile
+  (h2's quota makes that four times as long): about 113 calls to h1
+  (71 of them the opens of the headers, each a version check; a second
+  compile on the same host within 5 s makes the opens alone), each about
+  a millisecond of the daemon's CPU, three quarters of it in the kernel
+  (the FUSE request and reply, the QUIC packets). Until the evening of
+  2026-12-03 such a compile also made about 470 lookups whenever the
+  kernel's 5 s had passed (the compiler searching seven -I directories
+  for each header): then an 8-host build took 54 s and h1's daemon used
+  6 s of CPU; the listings made for lookups (fs/fuse/listing.go) took it
+  to 30 s and 2.8 s, in builds of one each.
+- h1 keeps one job slot of its own (its quarter of a CPU, rounded up),
+  and pmake gives it the smallest waiting jobs. With 8 hosts h1's
+  quarter of a CPU is already full with make, the job shells and the
+  file server: two 8-host builds without that slot took 21.3 and 26.6
+  s against 29.8 and 27.8 s with it (2026-12-03, alternating). With 2
+  hosts the slot is what keeps h1 busy: 145 s without it, 57 s with it.
+  A home slot that follows h1's measured headroom would take both; it is
+  not built.
 `

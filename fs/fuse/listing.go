@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"syscall"
 	"time"
@@ -82,14 +81,14 @@ import (
 // precompiled form), make looking for a target's possible sources, a
 // shell searching $PATH. Each such lookup is a call, a miss as much as a
 // hit, and the kernel keeps the answers only for CacheTimeout: a build
-// of nginx on another host made about 940 lookups per compile whenever
+// of nginx on another host made about 470 lookups per compile whenever
 // that time had passed. The third lookup sent within CacheTimeout in a
 // directory with no listing kept lists the directory instead
 // (listForLookups, fs.ReaddirSmall), and the listing answers that lookup
 // and those that follow, names missing as well as present. A directory of
 // more than fs.SmallDir entries is not listed so (the server answers
 // E2BIG after reading its names, without a stat of each), nor tried again
-// for CacheTimeout. A directory this host keeps changing (each change
+// for CacheTimeout, nor is one the user may not read. A directory this host keeps changing (each change
 // drops the listing) may be listed again and again for few lookups: when
 // a listing answered no more than twice the lookups sent before it, the
 // next waits for twice as many, up to maxListNeed.
@@ -108,7 +107,9 @@ type listing struct {
 	cred fs.Cred         // whom they were read for
 	at   time.Time       // when they were asked for
 	// attrs has every listed name but "." and "..", with its attributes
-	// as the server sent them (fs.ReaddirAttrs; nil if it sent none);
+	// as the server sent them (fs.ReaddirAttrs; nil if it could not stat
+	// that entry); attrs is nil if it sent none (the user may not search
+	// the directory: a lookup would fail, not say "no such file");
 	// changes is Mount.changes when the readdir was sent.
 	attrs   map[string]*fs.Attr
 	changes uint64
@@ -119,11 +120,16 @@ type listing struct {
 func newListing(ents []fs.Dirent, cr fs.Cred, at time.Time, changes uint64) *listing {
 	l := &listing{ents: make([]fuse.DirEntry, len(ents)), cred: cr, at: at,
 		attrs: make(map[string]*fs.Attr, len(ents)), changes: changes}
+	stated := false
 	for i, e := range ents {
 		l.ents[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: uint32(e.Type) << 12}
 		if e.Name != "." && e.Name != ".." {
 			l.attrs[e.Name] = e.Attr
+			stated = stated || e.Attr != nil
 		}
+	}
+	if !stated && len(l.attrs) > 0 {
+		l.attrs = nil
 	}
 	return l
 }
@@ -223,7 +229,7 @@ func (n *node) wantsListing(cr fs.Cred) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
-	if n.cachedListingLocked(cr) != nil || now.Sub(n.bigAt) < CacheTimeout {
+	if n.cachedListingLocked(cr) != nil || now.Sub(n.refusedAt) < CacheTimeout {
 		return false
 	}
 	if now.Sub(n.lookupsAt) >= CacheTimeout {
@@ -251,12 +257,10 @@ func (n *node) listForLookups(ctx context.Context) bool {
 	changes := n.m.changes.Load()
 	at := time.Now()
 	ents, err := n.m.c.ReaddirSmall(ctx, cr, n.path())
-	if err != nil {
-		if errors.Is(err, syscall.E2BIG) {
-			n.mu.Lock()
-			n.bigAt = time.Now()
-			n.mu.Unlock()
-		}
+	if err != nil { // too large (E2BIG), not readable, gone
+		n.mu.Lock()
+		n.refusedAt = time.Now()
+		n.mu.Unlock()
 		return false
 	}
 	return n.keepListing(newListing(ents, cr, at, changes), gen)

@@ -62,13 +62,13 @@ type node struct {
 	// lookups in this directory sent to its server since lookupsAt with
 	// no listing kept, how many call for a listing (0: autoListAfter),
 	// whether one was made and how many lookups listings answered since,
-	// and when one was last refused as too large.
+	// and when one last failed (too large, not readable).
 	lookups    int       // guarded by mu
 	lookupsAt  time.Time // guarded by mu
 	listNeed   int       // guarded by mu
 	autoListed bool      // guarded by mu
 	listHits   int       // guarded by mu
-	bigAt      time.Time // guarded by mu
+	refusedAt  time.Time // guarded by mu
 
 	// When the server last said this file has no extended attributes
 	// (xattr.go); zero: ask it.
