@@ -24,6 +24,7 @@ import (
 type touched struct {
 	mu       sync.Mutex
 	changed  map[uint64]touch // guarded by mu; the last change of each inode
+	sweepAt  int              // guarded by mu; changed's size that calls for a sweep
 	volatile map[uint64]int   // guarded by mu; handles open for writing or under sharing, by inode
 }
 
@@ -35,7 +36,9 @@ type touch struct {
 }
 
 // touchedSweep is the size of touched.changed past which changes older
-// than CacheTimeout are dropped.
+// than CacheTimeout are dropped; the next sweep waits until the map has
+// doubled, so that a burst of changes (an rm -rf) costs each a constant
+// time.
 const touchedSweep = 4096
 
 // change notes a change of inode ino, Mount.changes being seq after it.
@@ -46,12 +49,13 @@ func (t *touched) change(ino, seq uint64) {
 	if t.changed == nil {
 		t.changed = map[uint64]touch{}
 	}
-	if len(t.changed) >= touchedSweep {
+	if len(t.changed) >= max(t.sweepAt, touchedSweep) {
 		for i, c := range t.changed {
 			if now.Sub(c.at) >= CacheTimeout {
 				delete(t.changed, i)
 			}
 		}
+		t.sweepAt = 2 * len(t.changed)
 	}
 	t.changed[ino] = touch{seq: seq, at: now}
 }
