@@ -252,18 +252,33 @@ func (n *node) wantsListing(cr fs.Cred) bool {
 // listForLookups lists directory n to answer lookups in it, and reports
 // whether it kept the listing.
 func (n *node) listForLookups(ctx context.Context) bool {
-	cr := n.m.cred(ctx)
-	gen := n.listStart()
-	changes := n.m.changes.Load()
-	at := time.Now()
-	ents, err := n.m.c.ReaddirSmall(ctx, cr, n.path())
+	_, kept, err := n.fetchListing(ctx, n.m.cred(ctx), true, true)
 	if err != nil { // too large (E2BIG), not readable, gone
 		n.mu.Lock()
 		n.refusedAt = time.Now()
 		n.mu.Unlock()
 		return false
 	}
-	return n.keepListing(newListing(ents, cr, at, changes), gen)
+	return kept
+}
+
+// fetchListing asks the server for directory n's listing for cr (small:
+// only if it has at most fs.SmallDir entries) and, if keep, keeps it
+// unless n changed meanwhile; kept says whether it did.
+func (n *node) fetchListing(ctx context.Context, cr fs.Cred, small, keep bool) (l *listing, kept bool, err error) {
+	gen := n.listStart()
+	changes := n.m.changes.Load()
+	at := time.Now()
+	read := n.m.c.Readdir
+	if small {
+		read = n.m.c.ReaddirSmall
+	}
+	ents, err := read(ctx, cr, n.path())
+	if err != nil {
+		return nil, false, err
+	}
+	l = newListing(ents, cr, at, changes)
+	return l, keep && n.keepListing(l, gen), nil
 }
 
 // listStart notes a readdir or getattr about to ask the server;

@@ -483,16 +483,9 @@ func (n *node) readdir(ctx context.Context) ([]fuse.DirEntry, syscall.Errno) {
 			return list, 0
 		}
 	}
-	gen := n.listStart()
-	changes := n.m.changes.Load()
-	at := time.Now()
-	ents, err := n.m.c.Readdir(ctx, cr, n.path())
+	l, _, err := n.fetchListing(ctx, cr, false, keep)
 	if err != nil {
 		return nil, errno(err)
-	}
-	l := newListing(ents, cr, at, changes)
-	if keep {
-		n.keepListing(l, gen)
 	}
 	return l.ents, 0
 }
