@@ -283,7 +283,11 @@ echo $code $(( ($(date +%%s%%N) - start) / 1000000 ))`, dir, prog)
 			t.Fatalf("%s: %s %s", prog, r.Stdout, r.Stderr)
 		}
 		ms, _ := strconv.Atoi(f[1])
-		if f[0] != "130" || ms > 8000 {
+		// GNU make 4.3 now and then loses a race with its children's
+		// deaths and exits 2 ("wait: No child processes"); pmake dies by
+		// the SIGINT even then (pmake.interruptedBy).
+		died := f[0] == "130" || prog == "make -j3" && f[0] == "2"
+		if !died || ms > 8000 {
 			t.Fatalf("%s after ^C: exit %s after %d ms; want 130 (death by SIGINT) within seconds", prog, f[0], ms)
 		}
 		if files := filesIn(t, dir); strings.Contains(files, "./a") {

@@ -86,7 +86,9 @@
 //     5 s it is killed. Once the job has ended, a job shell that got such a
 //     signal dies by it, so make reports "Interrupt" and stops as it would.
 //     Signals make's caller ignored (make started in the background) stay
-//     ignored.
+//     ignored. pmake itself dies by a terminal's SIGINT or SIGQUIT when
+//     make fails after it, even where GNU make 4.3 loses a race with its
+//     children and exits 2 instead of dying by it (interruptedBy).
 //  6. The exit: the job's status; a job killed by a signal kills the job
 //     shell with the same signal (no core file), or exits 128+n when the
 //     signal is ignored here. Wait's ErrLost, or a broken daemon

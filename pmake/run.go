@@ -197,14 +197,19 @@ func run(o Options) (int, error) {
 		return 0, fmt.Errorf("start %s: %w", makeName, err)
 	}
 	exited := make(chan struct{})
+	interrupted := make(chan syscall.Signal, 1) // the terminal's last SIGINT or SIGQUIT
 	go func() {
 		// SIGINT and SIGQUIT from a terminal reach make and the jobs
 		// directly; a signal sent to pmake alone is passed to make.
+		var got syscall.Signal
+		defer func() { interrupted <- got }()
 		for {
 			select {
 			case s := <-sigs:
 				if s == syscall.SIGTERM || s == syscall.SIGHUP {
 					cmd.Process.Signal(s)
+				} else {
+					got = s.(syscall.Signal)
 				}
 			case <-exited:
 				return
@@ -232,11 +237,37 @@ func run(o Options) (int, error) {
 		WriteStats(os.Stderr, Jobs(recs), start, wall)
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
+	if sig := interruptedBy(ws, <-interrupted, sigs); sig != 0 {
 		os.RemoveAll(run)
-		return dieBy(ws.Signal()), nil
+		return dieBy(sig), nil
 	}
 	return ws.ExitStatus(), nil
+}
+
+// interruptedBy says which signal pmake dies by after make ended with ws:
+// the one that killed make, or the terminal's SIGINT or SIGQUIT (got, or
+// one still queued in sigs) when make failed after it. GNU make 4.3 at
+// times loses a race with its children's deaths after a ^C and exits 2
+// ("wait: No child processes. Stop."); the shell that ran pmake must still
+// see death by SIGINT, or a script goes on to its next command.
+func interruptedBy(ws syscall.WaitStatus, got syscall.Signal, sigs <-chan os.Signal) syscall.Signal {
+	if ws.Signaled() {
+		return ws.Signal()
+	}
+	for more := true; more; {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGINT || s == syscall.SIGQUIT {
+				got = s.(syscall.Signal)
+			}
+		default:
+			more = false
+		}
+	}
+	if got != 0 && ws.ExitStatus() != 0 {
+		return got
+	}
+	return 0
 }
 
 // startSession decides where the build may go and opens the session: no
