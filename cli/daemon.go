@@ -58,7 +58,8 @@ func daemonMain(args []string) error {
 	d.Add(is)
 	d.Add(migrate.NewExecutor(is, migrate.ExecOptions{AllowRoot: cfg.JobsAsRoot, Nice: cfg.JobNice, Idle: true}))
 	hn := homenode.New(is)
-	fsSvc.Procs = hn // /sprite/proc
+	fsSvc.Procs = hn         // /sprite/proc
+	hn.Settle = fsSvc.Settle // a job elsewhere sees this disk's changes
 	d.Add(hn)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -53,10 +53,17 @@ type Handle struct {
 	Direct  bool   // not cached by the kernel (concurrent write sharing)
 	Append  bool   // O_APPEND: writes land at the end, so never split
 	Version uint64 // the file's version at open
+	// Watched: the server watches the file's directory, so it tells this
+	// host of every change of the file while the handle is open
+	// (OpenWatched).
+	Watched bool
 
 	path string // the global path it was opened by
 	wb   wbuf   // its write-behind buffer
 }
+
+// Path is the global path h was opened by.
+func (h *Handle) Path() string { return h.path }
 
 // ErrNotRemote is returned for operations on parts of the tree no host
 // serves (the root, /home, /hosts, /proc): they are read-only.
@@ -299,7 +306,7 @@ func (c *Client) Open(ctx context.Context, cr Cred, p string, flags uint32) (*Ha
 
 func (c *Client) handle(d Domain, cr Cred, resp *Resp, p string, flags uint32, sent time.Time) *Handle {
 	h := &Handle{Domain: d, ID: resp.Handle, Cred: cr, Direct: resp.Flags&OpenDirect != 0, Version: resp.Version,
-		Append: flags&syscall.O_APPEND != 0, path: p}
+		Watched: resp.Flags&OpenWatched != 0, Append: flags&syscall.O_APPEND != 0, path: p}
 	h.wb.exec = resp.Attr == nil || resp.Attr.Mode&0o111 != 0
 	if ownable(resp, flags) {
 		h.wb.own = make([]byte, 0, 4096)

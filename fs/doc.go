@@ -103,12 +103,16 @@
 // through the server, are seen by inotify on each directory a client has
 // looked into and pushed to the clients that may cache them (notifier: one
 // queue and goroutine per client host, coalescing); the client that made
-// a change is not told of it again (notifier.mark).
+// a change is not told of it again (notifier.mark). Server.Settle waits
+// until every change made on this disk before the call has reached a given
+// client (settle.go): a job's home calls it before it starts the job on
+// that client, whose kept handles (package fs/fuse) would otherwise take a
+// moment to hear of what the home just wrote.
 //
 // # Locks and goroutines
 //
-// Locks: Server.mu, notifier.mu, queue.mu, watcher.mu and procCache.mu
-// are leaves (no two are ever held together) but for one order:
+// Locks: Server.mu, notifier.mu, queue.mu, watcher.mu, settle.mu and
+// procCache.mu are leaves (no two are ever held together) but for one order:
 // Server.mu, then notifier.mu (a dropped handle unpins its file). None is
 // held across a system call on a file, a call to another host or a kernel
 // notification. Known deadlock, avoided: a server that

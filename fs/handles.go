@@ -76,7 +76,7 @@ func (c *opCtx) dirAfter(rel string) *Attr {
 
 func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	dir, _ := splitPath(rel)
-	c.s.watch.add(c.e, dir)
+	watched := c.s.watch.add(c.e, dir)
 	if flags&unix.O_NOATIME != 0 {
 		flags &^= unix.O_NOATIME // only the owner may; not worth an EPERM
 	}
@@ -119,6 +119,9 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	r, recall := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, it, write)
 	c.s.note.opened(c.client, it)
 	r.Dir = dirAttr
+	if watched {
+		r.Flags |= OpenWatched
+	}
 	// Other hosts that write the file may hold writes back (write-behind):
 	// they send them, and write through from now on, before this open
 	// returns, so the opener reads the last write.

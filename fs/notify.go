@@ -46,6 +46,12 @@ type queue struct {
 	mu      sync.Mutex
 	pending map[Item]bool // guarded by mu
 	wake    chan struct{}
+	// added counts the items queued; sent is what added was when the
+	// queue last emptied into a send that has ended (delivered or given
+	// up); sentNow is closed, and replaced, each time sent moves. All
+	// guarded by mu (flush).
+	added, sent uint64
+	sentNow     chan struct{}
 }
 
 const sendTimeout = 2 * time.Second
@@ -92,6 +98,7 @@ func (n *notifier) changed(it Item, entries bool) {
 		q := n.queue(c)
 		q.mu.Lock()
 		q.pending[it] = true
+		q.added++
 		q.mu.Unlock()
 		select {
 		case q.wake <- struct{}{}:
@@ -140,7 +147,7 @@ func (n *notifier) queue(client string) *queue {
 	defer n.mu.Unlock()
 	q := n.queues[client]
 	if q == nil {
-		q = &queue{pending: map[Item]bool{}, wake: make(chan struct{}, 1)}
+		q = &queue{pending: map[Item]bool{}, wake: make(chan struct{}, 1), sentNow: make(chan struct{})}
 		n.queues[client] = q
 		n.wg.Go(func() { n.drain(client, q) })
 	}
@@ -169,6 +176,7 @@ func (n *notifier) drain(client string, q *queue) {
 			delete(q.pending, it)
 		}
 		more := len(q.pending) > 0
+		upTo := q.added // all that was queued goes with this send, unless more
 		q.mu.Unlock()
 		if more {
 			select {
@@ -176,12 +184,51 @@ func (n *notifier) drain(client string, q *queue) {
 			default:
 			}
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, sendTimeout)
-		err := n.send(ctx, client, Invalidate{Items: items})
-		cancel()
+		var err error
+		if len(items) > 0 { // none: a wake for items an earlier send took
+			ctx, cancel := context.WithTimeout(n.ctx, sendTimeout)
+			err = n.send(ctx, client, Invalidate{Items: items})
+			cancel()
+		}
+		if !more {
+			q.mu.Lock()
+			q.sent = upTo
+			close(q.sentNow)
+			q.sentNow = make(chan struct{})
+			q.mu.Unlock()
+		}
 		if err != nil && n.ctx.Err() == nil {
 			n.log.Debug("fs: invalidations not delivered; client forgotten until it comes back", "client", client, "items", len(items), "err", err)
 			n.forget(client)
 		}
 	}
+}
+
+// flush waits until client's queue (every client's, for "") has sent
+// what it held when flush was called (Server.Settle).
+func (n *notifier) flush(ctx context.Context, client string) error {
+	n.mu.Lock()
+	qs := make([]*queue, 0, len(n.queues))
+	for c, q := range n.queues {
+		if client == "" || c == client {
+			qs = append(qs, q)
+		}
+	}
+	n.mu.Unlock()
+	for _, q := range qs {
+		q.mu.Lock()
+		target := q.added
+		for q.sent < target {
+			ch := q.sentNow
+			q.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			q.mu.Lock()
+		}
+		q.mu.Unlock()
+	}
+	return nil
 }

@@ -170,6 +170,12 @@ const (
 	// watches, so the client hears of every entry made in it from now on
 	// (fs.invalidate) and may answer lookups of other names itself.
 	DirWatched
+	// OpenWatched: the opened file's directory has an inotify watch on
+	// the server, so every change of the file, through the server or on
+	// its disk, reaches the client (fs.invalidate) while it holds the
+	// handle: the client may keep the handle after the close and reuse
+	// it for the next open (package fs/fuse, kept.go).
+	OpenWatched
 )
 
 // Resp is the result of every fs.* method.

@@ -37,6 +37,8 @@ type watcher struct {
 	mu    sync.Mutex
 	byWD  map[int32]watchReq // guarded by mu
 	byDir map[watchReq]int32 // guarded by mu
+
+	settle settle // Server.Settle's sentinel (settle.go)
 }
 
 type watchReq struct {
@@ -58,6 +60,7 @@ func newWatcher(s *Server, log *slog.Logger) (*watcher, error) {
 	}
 	w := &watcher{s: s, log: log, f: os.NewFile(uintptr(fd), "inotify"),
 		done: make(chan struct{}), byWD: map[int32]watchReq{}, byDir: map[watchReq]int32{}}
+	w.startSettle()
 	w.wg.Go(w.read)
 	return w, nil
 }
@@ -66,6 +69,7 @@ func (w *watcher) stop() {
 	close(w.done)
 	w.f.Close()
 	w.wg.Wait()
+	w.stopSettle()
 }
 
 // add watches directory rel of e, unless it is watched or maxWatches are;
@@ -144,9 +148,14 @@ func (w *watcher) events(b []byte) {
 			}
 		}
 		b = b[end:]
+		if w.settle.dir != "" && ev.Wd == w.settle.wd {
+			w.sawSentinel(name)
+			continue
+		}
 		w.mu.Lock()
 		r, ok := w.byWD[ev.Wd]
-		if ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 && ok {
+		ended := ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0 && ok
+		if ended {
 			delete(w.byWD, ev.Wd)
 			delete(w.byDir, r)
 		}
@@ -154,11 +163,35 @@ func (w *watcher) events(b []byte) {
 		if !ok {
 			continue
 		}
+		if ended {
+			w.s.watchEnded(r.e, r.rel)
+		}
 		p := r.rel
 		if name != "" {
 			p = joinPath(r.rel, name)
 		}
 		entries := name == "" || ev.Mask&(unix.IN_CREATE|unix.IN_DELETE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO) != 0
 		w.s.note.changed(Item{Prefix: r.e.prefix, Path: p}, entries)
+	}
+}
+
+// watchEnded tells the clients that hold files of directory rel open that
+// its watch is gone (the directory was moved or deleted): they were
+// promised every change of those files (OpenWatched), and changes there
+// are no longer seen. They drop what they cache of them.
+func (s *Server) watchEnded(e *export, rel string) {
+	var items []Item
+	s.mu.Lock()
+	for _, h := range s.handles {
+		if h.item.Prefix != e.prefix {
+			continue
+		}
+		if d, _ := splitPath(h.item.Path); d == rel {
+			items = append(items, h.item)
+		}
+	}
+	s.mu.Unlock()
+	for _, it := range items {
+		s.note.changed(it, false)
 	}
 }

@@ -21,6 +21,12 @@
 // working directory outside the home's exports and /sprite, makes the
 // home answer "local": the caller runs the job itself and says why.
 //
+// Before it starts a job on another host, the home waits until that host
+// has heard of every change made on the home's own disk so far
+// (Service.Settle, package fsd): the job reads what the home just wrote
+// (pmake's generated header) even through a handle its host kept from an
+// earlier job (package fs/fuse, kept.go).
+//
 // # Who may do what
 //
 // The caller's uid and gid come from SO_PEERCRED and its groups from

@@ -130,6 +130,9 @@ func (s *Service) startOn(ctx context.Context, host string, spec migrate.Spec) (
 		if !ok {
 			return nil, migrate.Event{}, rpc.Errorf(wire.CodeUnavailable, "host %s is not up (see `sprite hosts`)", host)
 		}
+		if s.Settle != nil {
+			s.Settle(ctx, host)
+		}
 		ts, err = s.d.Node.Open(ctx, host, info.Addr, migrate.MethodExec, spec)
 	}
 	if err != nil {

@@ -22,6 +22,12 @@ const firstSyntheticID = 1 << 22
 
 // Service is the home side of remote execution in the daemon.
 type Service struct {
+	// Settle, when set (before Start), returns once every change on this
+	// host's disk so far has reached the given host, where it may cache
+	// what changed (package fsd): a job started there then sees what its
+	// home wrote first.
+	Settle func(ctx context.Context, host string)
+
 	idle *idle.Service
 	d    *daemon.Daemon
 	log  *slog.Logger

@@ -154,6 +154,23 @@ func (s *Service) register() {
 	}))
 }
 
+// settleWait bounds Settle: a client that does not answer for this long
+// is left behind (and forgotten by the server's notifier).
+const settleWait = 3 * time.Second
+
+// Settle returns once every change made on this host's disk so far has
+// reached host, where it may cache what changed (fs.Server.Settle): the
+// home calls it before it starts a job on host. A failure is logged, and
+// the job starts anyway.
+func (s *Service) Settle(ctx context.Context, host string) {
+	if s.server == nil {
+		return
+	}
+	if err := s.server.Settle(ctx, host, settleWait); err != nil {
+		s.log.Warn("fs: starting a job before its host heard of this disk's last changes", "host", host, "err", err)
+	}
+}
+
 // handleInvalidate applies a server's invalidations, only for the domains
 // that host serves.
 func (s *Service) handleInvalidate(ctx context.Context, p rpc.Peer, inv fs.Invalidate) (struct{}, error) {

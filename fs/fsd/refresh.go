@@ -34,8 +34,12 @@ func (s *Service) refresh(ctx context.Context) {
 		case h.State != api.StateUp:
 			if s.table.SetUp(h.Name, false) {
 				s.log.Warn("fs: domains of a down host fail with EIO until it returns", "server", h.Name)
+				s.forgetServer(h.Name)
 			}
 		case s.stale(h):
+			if s.restarted(h) {
+				s.forgetServer(h.Name)
+			}
 			wg.Go(func() { s.fetch(ctx, h) })
 		default:
 			s.table.SetUp(h.Name, true)
@@ -49,6 +53,26 @@ func (s *Service) stale(h api.HostStatus) bool {
 	defer s.mu.Unlock()
 	v, ok := s.seen[h.Name]
 	return !ok || v.boot != h.Boot || time.Since(v.at) > exportsTTL
+}
+
+// restarted reports whether h's daemon restarted since its exports were
+// last fetched.
+func (s *Service) restarted(h api.HostStatus) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.seen[h.Name]
+	return ok && v.boot != h.Boot
+}
+
+// forgetServer gives back the handles the mount kept of host's files
+// (fusefs kept.go): host went down or restarted, and holds them no more.
+func (s *Service) forgetServer(host string) {
+	s.mu.Lock()
+	m := s.mount
+	s.mu.Unlock()
+	if m != nil {
+		m.ForgetServer(host)
+	}
 }
 
 func (s *Service) fetch(ctx context.Context, h api.HostStatus) {

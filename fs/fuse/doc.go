@@ -31,7 +31,11 @@
 // getattr, unless this host holds it open for writing or under concurrent
 // write sharing; a file the server said has no extended attributes
 // answers getxattr itself, as long (xattr.go); security labels and POSIX
-// ACLs are "not supported" here, answered without a call (xattr.go). The
+// ACLs are "not supported" here, answered without a call (xattr.go). A
+// read-only handle of a file whose directory the server watches is kept
+// for keepFor after its close and taken by the next open of the file by
+// the same name, user and flags, with no call (kept.go): a compile's
+// headers, opened again by the next compile on this host. The
 // servers push invalidations (fs.invalidate), which Invalidate applies
 // with NotifyEntry and NotifyContent. Never from inside a FUSE handler: the kernel may wait on
 // that very handler. Invalidate runs on the RPC handler's goroutine and
@@ -49,8 +53,10 @@
 // succeeds and changes nothing.
 //
 // Goroutines: go-fuse's own serving loops (owned by the Mount, ended by
-// Unmount), and one per pending invalidation batch (ends when the kernel
-// answers, at the latest when the mount is gone).
+// Unmount), one per pending invalidation batch (ends when the kernel
+// answers, at the latest when the mount is gone), and the keeper of kept
+// handles (kept.go; started by MountAt, ended by Unmount, which gives back
+// what is still kept).
 //
 // Known hazard, avoided: go-fuse opens /dev/fuse without O_CLOEXEC and,
 // after a direct mount, never sets it. Every child would inherit the

@@ -2,7 +2,9 @@ package fusefs
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,6 +32,13 @@ type file struct {
 	// a write descriptor until a flush after the writes (flushed).
 	writeOpen bool
 	flushed   atomic.Bool // a flush reached the server since the last write
+	flags     uint32      // the open's flags (kept.go)
+	// reused: h was kept from an earlier open (kept.go); a read the
+	// server answers EBADF opens the file again (reopen), and reads
+	// through again from then on.
+	reused bool
+	mu     sync.Mutex
+	again  *fs.Handle // guarded by mu
 }
 
 var (
@@ -69,12 +78,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 		}
 		return f, fuse.FOPEN_DIRECT_IO, 0
 	}
+	cr := n.m.cred(ctx)
+	if h := n.takeKept(p, cr, flags); h != nil {
+		f := &file{m: n.m, n: n, h: h, flags: flags, reused: true}
+		return f, n.opened(f, flags), 0
+	}
 	gen, at := n.listStart(), time.Now()
-	h, a, err := n.m.c.Open(ctx, n.m.cred(ctx), p, flags)
+	h, a, err := n.m.c.Open(ctx, cr, p, flags)
 	if err != nil {
 		return nil, 0, errno(err)
 	}
-	f := &file{m: n.m, n: n, h: h, writeOpen: writes(flags)}
+	f := &file{m: n.m, n: n, h: h, writeOpen: writes(flags), flags: flags}
 	fl := n.opened(f, flags)
 	n.keepAttr(a, at, gen)
 	return f, fl, 0
@@ -153,7 +167,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	}
 	ch := n.newChild(ctx, &a, fs.RouteDomain, out)
 	cn := ch.Operations().(*node)
-	f := &file{m: n.m, n: cn, h: h, writeOpen: writes(flags)}
+	f := &file{m: n.m, n: cn, h: h, writeOpen: writes(flags), flags: flags}
 	return ch, f, cn.opened(f, flags), 0
 }
 
@@ -164,11 +178,53 @@ func (f *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 		}
 		return fuse.ReadResultData(f.synth[off:min(int64(len(f.synth)), off+int64(len(dest)))]), 0
 	}
-	b, err := f.m.c.Read(ctx, f.h, off, dest)
+	h := f.readHandle()
+	b, err := f.m.c.Read(ctx, h, off, dest)
+	if errors.Is(err, syscall.EBADF) && f.reused {
+		if h, err = f.reopen(ctx, h); err == nil {
+			b, err = f.m.c.Read(ctx, h, off, dest)
+		}
+	}
 	if err != nil {
 		return nil, errno(err)
 	}
 	return fuse.ReadResultData(b), 0
+}
+
+// readHandle is the handle reads go through: h, or the one reopen made.
+func (f *file) readHandle() *fs.Handle {
+	if !f.reused {
+		return f.h
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.again != nil {
+		return f.again
+	}
+	return f.h
+}
+
+// reopen opens f's file again, for a read that failed through handle
+// failed: f's handle was kept from an earlier open, and its server has
+// forgotten it (it restarted before this host heard: ForgetServer). The
+// file may have changed since: the kernel drops what it cached of it.
+func (f *file) reopen(ctx context.Context, failed *fs.Handle) (*fs.Handle, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.again != nil && f.again != failed {
+		return f.again, nil // another read reopened it
+	}
+	h, _, err := f.m.c.Open(ctx, f.h.Cred, f.h.Path(), f.flags)
+	if err != nil {
+		return nil, err
+	}
+	f.m.log.Info("fs: a kept handle was gone from its server (it restarted); opened the file again", "path", f.h.Path())
+	f.again = h
+	f.n.mu.Lock()
+	f.n.version = 0
+	f.n.mu.Unlock()
+	f.n.NotifyContent(0, 0)
+	return h, nil
 }
 
 func (f *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
@@ -219,6 +275,16 @@ func (f *file) Release(ctx context.Context) syscall.Errno {
 	f.n.released(f)
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
+	if f.reused {
+		f.mu.Lock()
+		if f.again != nil {
+			f.h = f.again // the kept one is gone from its server
+		}
+		f.mu.Unlock()
+	}
+	if f.n.keep(f) {
+		return 0
+	}
 	lazy := !f.writeOpen || (f.flushed.Load() && !f.dirty.Load())
 	err := f.m.c.Release(ctx, f.h, lazy)
 	if f.writeOpen {

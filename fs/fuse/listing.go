@@ -308,6 +308,9 @@ func (n *node) dropListing() {
 	n.listing, n.attr = nil, nil
 	n.listGen++
 	n.m.touched.change(n.StableAttr().Ino, n.m.changes.Add(1))
+	if len(n.kept) > 0 {
+		n.dropStaleKept() // kept.go
+	}
 }
 
 // keptAttr returns n's attributes kept from its last Getattr or open, if

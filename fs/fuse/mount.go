@@ -53,6 +53,7 @@ type Mount struct {
 	// (listing.go).
 	changes atomic.Uint64
 	touched touched
+	kept    keeper // read-only handles kept after their close (kept.go)
 }
 
 // LevelRequests is the log level at which a mount logs every FUSE request
@@ -103,9 +104,11 @@ func MountAt(dir string, c *fs.Client, log *slog.Logger) (*Mount, error) {
 		return nil, fmt.Errorf("mount %s: %w (is /dev/fuse there, and are we root?)", dir, err)
 	}
 	m.server = srv
+	m.kept.start(m)
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
 		srv.Unmount()
+		m.kept.stop()
 		return nil, fmt.Errorf("mount %s: wait for the kernel: %w", dir, err)
 	}
 	var st unix.Stat_t
@@ -210,6 +213,7 @@ func (m *Mount) Unmount() {
 	}
 	m.server.Wait()
 	m.wg.Wait()
+	m.kept.stop()
 }
 
 // abortConn aborts the FUSE connection of device dev through fusectl,

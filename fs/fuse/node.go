@@ -75,6 +75,10 @@ type node struct {
 	noXattrAt  time.Time // guarded by mu
 	noXattrGen uint64    // guarded by mu; listGen then
 
+	// Read-only handles of this file kept after their close, for the
+	// next open (kept.go).
+	kept []keptOpen // guarded by mu
+
 	// Until when the kernel may trust the entry a READDIRPLUS last
 	// handed it for this node (dirhandle.go).
 	handedUntil time.Time // guarded by mu
