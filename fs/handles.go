@@ -119,7 +119,7 @@ func (c *opCtx) openFile(rel string, flags uint64, mode uint32) (*Resp, error) {
 	r, recall := c.s.register(c.client, c.req.Boot, fd, flags, &st, c.e, it, write)
 	c.s.note.opened(c.client, it)
 	r.Dir = dirAttr
-	if watched {
+	if watched && c.s.mayKeep() {
 		r.Flags |= OpenWatched
 	}
 	// Other hosts that write the file may hold writes back (write-behind):
@@ -521,4 +521,13 @@ func (s *Server) dropLocked(id uint64, h *handle) {
 	if len(f.opens) == 0 {
 		delete(s.files, h.key)
 	}
+}
+
+// mayKeep says whether a client may keep another handle after its close
+// (OpenWatched): while this server holds at most keepBelow, this one
+// included.
+func (s *Server) mayKeep() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.handles) <= s.keepBelow
 }

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Sender delivers an invalidation to a client host; the daemon wires it to
@@ -37,6 +39,10 @@ type Server struct {
 	next    uint64                 // guarded by mu
 	files   map[fileKey]*fileState // guarded by mu; files with opens
 	boots   map[string]int64       // guarded by mu; client host -> boot id seen
+	// keepBelow: clients may keep handles (OpenWatched) only while this
+	// server holds fewer: kept handles are descriptors here, and this
+	// process may hold only so many (a quarter of RLIMIT_NOFILE).
+	keepBelow int
 }
 
 // NewServer opens every export; one that cannot be served (a missing
@@ -46,7 +52,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.Workers = 16
 	}
 	s := &Server{log: cfg.Log, exports: map[string]*export{}, handles: map[uint64]*handle{},
-		files: map[fileKey]*fileState{}, boots: map[string]int64{}}
+		files: map[fileKey]*fileState{}, boots: map[string]int64{}, keepBelow: 256}
+	var nofile unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile) == nil {
+		s.keepBelow = max(s.keepBelow, int(min(nofile.Cur/4, 1<<20)))
+	}
 	for _, x := range cfg.Exports {
 		// A bad export is the operator's to fix; the daemon serves the
 		// others meanwhile, and says why this one is missing.

@@ -80,3 +80,19 @@ func TestSettleWaitsForLocalChanges(t *testing.T) {
 		t.Fatal("settle with a client that does not answer: no error")
 	}
 }
+
+// A server that holds keepBelow handles lets no client keep another
+// (OpenWatched off): kept handles are its descriptors.
+func TestKeepingLimited(t *testing.T) {
+	s, dir, _ := consistencyServer(t)
+	os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o666)
+	s.mu.Lock()
+	s.keepBelow = 2
+	s.mu.Unlock()
+	for i, want := range []bool{true, true, false} {
+		o := serveAs(t, s, "h2", MethodOpen, Req{Path: "a"})
+		if got := o.Flags&OpenWatched != 0; got != want {
+			t.Errorf("open %d with %d handles held: OpenWatched %v, want %v", i+1, i, got, want)
+		}
+	}
+}

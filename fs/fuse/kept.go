@@ -75,8 +75,9 @@ type keptAt struct {
 var keepFor = CacheTimeout
 
 // maxKept bounds the handles a mount keeps (each a descriptor on its
-// server).
-const maxKept = 4096
+// server, which also stops granting them, fs.OpenWatched, when it holds
+// too many).
+const maxKept = 1024
 
 func (k *keeper) start(m *Mount) {
 	k.m = m
