@@ -206,8 +206,10 @@ func (f *file) readHandle() *fs.Handle {
 
 // reopen opens f's file again, for a read that failed through handle
 // failed: f's handle was kept from an earlier open, and its server has
-// forgotten it (it restarted before this host heard: ForgetServer). The
-// file may have changed since: the kernel drops what it cached of it.
+// forgotten it (it restarted before this host heard: ForgetServer). If
+// the file changed meanwhile, the kernel drops what it cached of it: from
+// a goroutine of the mount's, never from this handler, on whose read
+// the kernel may be waiting.
 func (f *file) reopen(ctx context.Context, failed *fs.Handle) (*fs.Handle, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -220,10 +222,12 @@ func (f *file) reopen(ctx context.Context, failed *fs.Handle) (*fs.Handle, error
 	}
 	f.m.log.Info("fs: a kept handle was gone from its server (it restarted); opened the file again", "path", f.h.Path())
 	f.again = h
-	f.n.mu.Lock()
-	f.n.version = 0
-	f.n.mu.Unlock()
-	f.n.NotifyContent(0, 0)
+	if h.Version != f.h.Version {
+		f.n.mu.Lock()
+		f.n.version = 0
+		f.n.mu.Unlock()
+		f.m.wg.Go(func() { f.n.NotifyContent(0, 0) })
+	}
 	return h, nil
 }
 

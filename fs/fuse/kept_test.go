@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,39 @@ func waitKept(t *testing.T, mnt string) {
 			t.Fatal("no handle kept 2 s after a close")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestKeptHandleGoneFromServer: a kept handle that its server has
+// forgotten (it restarted before this host heard) still reads: the read
+// opens the file again.
+func TestKeptHandleGoneFromServer(t *testing.T) {
+	mnt, back, srv, count, reset := countingMountServer(t)
+	want := strings.Repeat("kept ", 1000)
+	if err := os.WriteFile(filepath.Join(back, "g"), []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(mnt, "d", "g")
+	read := func() {
+		t.Helper()
+		if b, err := os.ReadFile(p); err != nil || string(b) != want {
+			t.Fatalf("read %s: %d bytes, %v; want %d bytes", p, len(b), err, len(want))
+		}
+	}
+	read()
+	waitKept(t, mnt)
+	// An open from a new incarnation of this host's daemon makes the
+	// server forget every handle of the old one, the kept one too; the
+	// page cache goes, so that the next read reaches the server.
+	if _, err := srv.Serve(context.Background(), "h1", fs.MethodOpen, &fs.Req{Prefix: "/d", Path: "g", Boot: 2, Cred: fs.Cred{UID: fs.Nobody, GID: fs.Nobody}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0o200); err != nil {
+		t.Fatal(err)
+	}
+	reset()
+	read()
+	if n := count(fs.MethodOpen); n != 1 {
+		t.Errorf("a read through a kept handle the server forgot: %d fs.open calls, want 1 (the reopen)", n)
 	}
 }
