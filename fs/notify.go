@@ -204,31 +204,28 @@ func (n *notifier) drain(client string, q *queue) {
 	}
 }
 
-// flush waits until client's queue (every client's, for "") has sent
-// what it held when flush was called (Server.Settle).
+// flush waits until client's queue has sent what it held when flush was
+// called (Server.Settle).
 func (n *notifier) flush(ctx context.Context, client string) error {
 	n.mu.Lock()
-	qs := make([]*queue, 0, len(n.queues))
-	for c, q := range n.queues {
-		if client == "" || c == client {
-			qs = append(qs, q)
-		}
-	}
+	q := n.queues[client]
 	n.mu.Unlock()
-	for _, q := range qs {
-		q.mu.Lock()
-		target := q.added
-		for q.sent < target {
-			ch := q.sentNow
-			q.mu.Unlock()
-			select {
-			case <-ch:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			q.mu.Lock()
-		}
+	if q == nil {
+		return nil // nothing was ever queued for client
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	target := q.added
+	for q.sent < target {
+		ch := q.sentNow
 		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			q.mu.Lock()
+			return ctx.Err()
+		}
+		q.mu.Lock()
 	}
 	return nil
 }

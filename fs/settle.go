@@ -93,9 +93,8 @@ func (w *watcher) sawSentinel(name string) {
 }
 
 // Settle returns once every change made on this host's disk before the
-// call has been sent to client (every client, for ""), where it may cache
-// what changed, and client has answered; or with an error when that takes
-// longer than wait.
+// call has been sent to client, where it may cache what changed, and
+// client has answered; or with an error when that takes longer than wait.
 func (s *Server) Settle(ctx context.Context, client string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()

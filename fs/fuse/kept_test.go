@@ -63,7 +63,8 @@ func TestKeptOpen(t *testing.T) {
 
 	reset()
 	write("v2, longer")
-	if err := srv.Settle(context.Background(), "", 5*time.Second); err != nil {
+	// The test mount is client h1 of its server.
+	if err := srv.Settle(context.Background(), "h1", 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	cat(1000, "v2, longer")
